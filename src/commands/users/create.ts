@@ -1,0 +1,44 @@
+import { Args, Flags } from '@oclif/core';
+
+import { BaseCommand, databaseFlags } from '../../cli/base.js';
+import { openCommandDatabase } from '../../cli/database.js';
+import { createLogger } from '../../daemon/observability/logger.js';
+import { createUserWithToken, UserInputError } from '../../daemon/users/service.js';
+
+export default class UsersCreate extends BaseCommand {
+  static override description = 'Create a user and print a new API token for it (shown once; only its hash is stored).';
+
+  static override examples = [
+    '<%= config.bin %> users create alice --email alice@example.com',
+    'TOKEN=$(<%= config.bin %> users create bob)',
+    '<%= config.bin %> users create carol --json',
+  ];
+
+  static override args = { name: Args.string({ description: 'Username.', required: true }) };
+
+  static override flags = {
+    ...databaseFlags,
+    email: Flags.string({ description: 'E-mail address.' }),
+    json: Flags.boolean({ description: 'Print {id, username, token} as JSON.' }),
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(UsersCreate);
+    const logger = createLogger({ level: flags['log-level'] as 'info', format: 'json' });
+    const { db, close } = await openCommandDatabase({ postgresUrl: flags['postgres-url'], dataDir: flags['data-dir'], logger });
+    try {
+      const { user, token } = await createUserWithToken(db, args.name, flags.email);
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify({ id: user.id, username: user.username, token })}\n`);
+      } else {
+        process.stderr.write(`Created user ${user.username} (${user.id}). Its API token, shown only this once:\n`);
+        process.stdout.write(`${token}\n`);
+      }
+    } catch (err) {
+      if (err instanceof UserInputError) this.usageError(err.message);
+      throw err;
+    } finally {
+      await close();
+    }
+  }
+}

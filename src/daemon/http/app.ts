@@ -1,0 +1,27 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+
+import type { Logger } from '../observability/logger.js';
+import { installErrorHandlers } from './errors.js';
+
+export interface AppOptions {
+  logger: Logger;
+  routes: FastifyPluginAsync[];
+  /** Maximum request body in bytes. */
+  bodyLimit?: number;
+}
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: opts.logger.child({ component: 'http' }) as FastifyBaseLogger,
+    // Per-request lines would drown the log under load; failures are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: opts.bodyLimit ?? 256 * 1024,
+    // Route params are ids and names: keep them short so a hostile URL costs nothing.
+    routerOptions: { maxParamLength: 200 },
+    return503OnClosing: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  });
+  installErrorHandlers(app);
+  for (const route of opts.routes) await app.register(route);
+  return app;
+}

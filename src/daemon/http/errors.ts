@@ -1,0 +1,36 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+
+/** An error with an HTTP status and a message safe to show the caller. */
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+    readonly detail?: string,
+  ) {
+    super(message);
+  }
+}
+
+export const notFound = (what: string) => new HttpError(404, `${what} not found`);
+
+/**
+ * Every error leaves as JSON `{message, detail?}`. Client mistakes that fastify detects (schema, JSON syntax,
+ * content type, body size) keep their 4xx; anything unexpected is logged and answered with a bare 500.
+ */
+export function installErrorHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError | HttpError | Error, req, reply) => {
+    if (err instanceof HttpError) {
+      return reply.status(err.statusCode).send({ message: err.message, ...(err.detail ? { detail: err.detail } : {}) });
+    }
+    const fe = err as FastifyError;
+    if (fe.validation) {
+      return reply.status(400).send({ message: 'invalid request', detail: `${fe.validationContext ?? 'request'} ${fe.validation[0]?.instancePath ?? ''} ${fe.validation[0]?.message ?? ''}`.replace(/\s+/g, ' ').trim() });
+    }
+    if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+      return reply.status(fe.statusCode).send({ message: fe.message });
+    }
+    req.log.error({ err }, 'request failed');
+    return reply.status(500).send({ message: 'internal server error' });
+  });
+  app.setNotFoundHandler((req, reply) => reply.status(404).send({ message: `no route for ${req.method} ${req.url.split('?')[0]}` }));
+}

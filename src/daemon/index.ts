@@ -1,0 +1,102 @@
+import type { AddressInfo } from 'node:net';
+
+import type { FastifyInstance } from 'fastify';
+
+import { parseHttpAddress, version } from './config.js';
+import { buildApp } from './http/app.js';
+import { healthRoutes } from './http/routes/health.js';
+import { userRoutes } from './http/routes/users.js';
+import type { Logger } from './observability/logger.js';
+import { createMetricsRegistry, type Registry } from './observability/metrics.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './postgres/embedded.js';
+import { migrate } from './postgres/migrate.js';
+import { createDatabase, describeConnection, type Database } from './postgres/pool.js';
+import { ping } from './store/health.js';
+import { authenticateToken } from './users/service.js';
+
+export interface DaemonConfig {
+  logger: Logger;
+  /** `host:port`; port 0 picks a free one (tests). */
+  httpAddress: string;
+  /** External PostgreSQL; when absent an embedded cluster runs in `dataDir`. */
+  postgresUrl?: string;
+  dataDir: string;
+  postgresPoolMax: number;
+  /** Settings for the embedded cluster (tests turn fsync off). */
+  embeddedSettings?: Record<string, string>;
+  /** A registry of one's own, e.g. to read figures in-process; one is made otherwise. */
+  registry?: Registry;
+}
+
+export interface Daemon {
+  /** Base URL of the HTTP API. */
+  url: string;
+  db: Database;
+  registry: Registry;
+  app: FastifyInstance;
+  /** Resolves with an error when a part fails fatally (the process should exit non-zero). */
+  fatal: Promise<Error>;
+  /** Graceful shutdown: stop accepting, drain, close the pool, stop embedded PostgreSQL. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** The composition root: the one place that builds concrete parts and wires them together. */
+export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
+  const { logger } = config;
+  const listen = parseHttpAddress(config.httpAddress);
+  const registry = config.registry ?? createMetricsRegistry();
+  const cleanups: Array<() => Promise<void>> = [];
+  const closeAll = async () => {
+    for (const c of cleanups.splice(0).reverse()) {
+      await c().catch((err: unknown) => logger.error({ err }, 'shutdown step failed'));
+    }
+  };
+
+  try {
+    let postgresUrl = config.postgresUrl;
+    if (!postgresUrl) {
+      const embedded: EmbeddedPostgres = await startEmbeddedPostgres({ dataDir: config.dataDir, logger, settings: config.embeddedSettings });
+      cleanups.push(() => embedded.stop());
+      postgresUrl = embedded.url;
+    }
+    const db = createDatabase({ connectionString: postgresUrl, max: config.postgresPoolMax, registry });
+    cleanups.push(() => db.close());
+    try {
+      const { applied } = await migrate(db.connectionConfig);
+      if (applied.length > 0) logger.info({ applied }, 'applied database migrations');
+    } catch (err) {
+      throw new Error(`cannot prepare the database at ${describeConnection(db.connectionConfig)}: ${(err as Error).message}`, { cause: err });
+    }
+
+    // Parts that can fail beyond repair (the pubsub watchdog) report here; `server` exits non-zero on it.
+    let reportFatal!: (err: Error) => void;
+    const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
+
+    const app = await buildApp({
+      logger,
+      routes: [
+        healthRoutes({ ping: (signal) => ping(db, signal), registry, buildInfo: () => ({ version }) }),
+        userRoutes((token) => authenticateToken(db, token)),
+      ],
+    });
+    await app.listen({ host: listen.host, port: listen.port });
+    cleanups.push(() => app.close());
+    const addr = app.server.address() as AddressInfo;
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    const url = `http://${host}:${addr.port}`;
+    logger.info({ url, version }, 'coder-lite is listening');
+
+    let closing: Promise<void> | undefined;
+    return {
+      url,
+      db,
+      registry,
+      app,
+      fatal,
+      close: () => (closing ??= closeAll()),
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
