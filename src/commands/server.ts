@@ -21,6 +21,12 @@ export default class Server extends BaseCommand {
     'http-address': Flags.string({ description: 'Address the HTTP API listens on.', default: '127.0.0.1:3000', env: 'CODER_LITE_HTTP_ADDRESS' }),
     'postgres-pool-max': Flags.integer({ description: 'Maximum connections in the database pool.', default: 10, env: 'CODER_LITE_POSTGRES_POOL_MAX' }),
     'log-format': Flags.string({ description: 'Log format on stderr.', options: ['json', 'pretty'], default: 'json', env: 'CODER_LITE_LOG_FORMAT' }),
+    pubsub: Flags.string({
+      description: 'Pubsub backend: postgres (LISTEN/NOTIFY, works across replicas) or memory (a single process only).',
+      options: ['postgres', 'memory'],
+      default: 'postgres',
+      env: 'CODER_LITE_PUBSUB',
+    }),
   };
 
   async run(): Promise<void> {
@@ -40,6 +46,7 @@ export default class Server extends BaseCommand {
       postgresUrl: flags['postgres-url'],
       dataDir: flags['data-dir'] ?? defaultDataDir(),
       postgresPoolMax: flags['postgres-pool-max'],
+      pubsub: flags.pubsub as 'postgres' | 'memory',
     });
 
     const outcome = await new Promise<{ signal: string } | { fatal: Error }>((resolve) => {

@@ -11,6 +11,10 @@ import { createMetricsRegistry, type Registry } from './observability/metrics.js
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './postgres/embedded.js';
 import { migrate } from './postgres/migrate.js';
 import { createDatabase, describeConnection, type Database } from './postgres/pool.js';
+import { createMemoryPubsub } from './pubsub/memory.js';
+import { createPostgresPubsub } from './pubsub/postgres.js';
+import type { Pubsub } from './pubsub/pubsub.js';
+import { startWatchdog, type WatchdogOptions } from './pubsub/watchdog.js';
 import { ping } from './store/health.js';
 import { authenticateToken } from './users/service.js';
 
@@ -26,6 +30,10 @@ export interface DaemonConfig {
   embeddedSettings?: Record<string, string>;
   /** A registry of one's own, e.g. to read figures in-process; one is made otherwise. */
   registry?: Registry;
+  /** `memory` only for a single process: replicas would not hear each other. Default `postgres`. */
+  pubsub?: 'postgres' | 'memory';
+  /** Watchdog timing (tests); defaults: heartbeat every 15 s, trip after 5 min of silence. */
+  pubsubWatchdog?: Pick<WatchdogOptions, 'periodMs' | 'timeoutMs' | 'clock'>;
 }
 
 export interface Daemon {
@@ -34,6 +42,7 @@ export interface Daemon {
   db: Database;
   registry: Registry;
   app: FastifyInstance;
+  pubsub: Pubsub;
   /** Resolves with an error when a part fails fatally (the process should exit non-zero). */
   fatal: Promise<Error>;
   /** Graceful shutdown: stop accepting, drain, close the pool, stop embedded PostgreSQL. Idempotent. */
@@ -72,6 +81,15 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     let reportFatal!: (err: Error) => void;
     const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
 
+    const pubsub: Pubsub =
+      config.pubsub === 'memory'
+        ? createMemoryPubsub({ logger })
+        : await createPostgresPubsub({ connectionConfig: db.connectionConfig, pool: db, logger, registry });
+    cleanups.push(() => pubsub.close());
+    const watchdog = startWatchdog({ pubsub, logger, ...config.pubsubWatchdog });
+    cleanups.push(() => watchdog.close());
+    void watchdog.timeout.then(reportFatal);
+
     const app = await buildApp({
       logger,
       routes: [
@@ -92,6 +110,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       db,
       registry,
       app,
+      pubsub,
       fatal,
       close: () => (closing ??= closeAll()),
     };

@@ -1,0 +1,306 @@
+import { setMaxListeners } from 'node:events';
+import { performance } from 'node:perf_hooks';
+
+import { Pool } from 'undici';
+import WebSocket from 'ws';
+
+import { LatencyRecorder } from '../daemon/observability/quantiles.js';
+import type { FailureKind } from './report.js';
+
+/**
+ * The scaletest's clients: each chat opens its stream, sends a message, waits for `waiting`, and repeats. Built to
+ * stay cheap at 5000 concurrent chats on a small machine: HTTP over a bounded keep-alive pool, one WebSocket per chat
+ * without compression, no per-event allocations beyond the JSON parse, one timer per waiting turn.
+ */
+export interface ChatOwner {
+  token: string;
+  /** Push subscriptions this owner has: each finished turn should deliver this many pushes. */
+  subscriptions: number;
+}
+
+export interface ChatRunnerOptions {
+  baseUrl: string;
+  /** Chat i belongs to owners[i % owners.length]. */
+  owners: ChatOwner[];
+  chats: number;
+  turns: number;
+  /** Chats active at once; the rest start as slots free up. */
+  concurrency: number;
+  /** A turn that has not reached `waiting` after this long fails as `timeout`. */
+  turnTimeoutMs: number;
+  /** Stops the run: unfinished chats fail as `interrupted`, or as `timeout` when aborted with `timeoutReason`. */
+  signal: AbortSignal;
+  timeoutReason?: unknown;
+  /** Keep-alive connections for the HTTP calls. Default 64. */
+  httpConnections?: number;
+}
+
+export interface RunProgress {
+  turnsCompleted: number;
+  chatsPassed: number;
+  chatsFailed: number;
+  active: number;
+  failures: Partial<Record<FailureKind, number>>;
+  /** Pushes the finished turns should have caused. */
+  pushesExpected: number;
+}
+
+/** A chat's failure, with the class the report counts it under. */
+export class ChatFailure extends Error {
+  constructor(
+    readonly kind: FailureKind,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** One stream event, read leniently: only the fields the runner needs. */
+interface StreamEvent {
+  type?: string;
+  status?: string;
+  chat?: { status?: string; last_error?: string | null };
+  message?: { role?: string } | string;
+  role?: string;
+  last_error?: string | null;
+  error?: string;
+}
+
+function eventStatus(e: StreamEvent): string | undefined {
+  return e.status ?? e.chat?.status;
+}
+
+interface TurnWait {
+  turn: number;
+  sentAt: number;
+  runningAt?: number;
+  firstPartAt?: number;
+  resolve(): void;
+  reject(err: ChatFailure): void;
+  timer: NodeJS.Timeout;
+}
+
+export class ChatRunner {
+  readonly progress: RunProgress = { turnsCompleted: 0, chatsPassed: 0, chatsFailed: 0, active: 0, failures: {}, pushesExpected: 0 };
+  readonly timeToRunning = new LatencyRecorder();
+  readonly timeToFirstPart = new LatencyRecorder();
+  readonly turnDuration = new LatencyRecorder();
+  /** The first failure of each kind. */
+  readonly failureSamples: Array<{ kind: FailureKind; message: string }> = [];
+  private readonly http: Pool;
+  private readonly wsBase: string;
+  private nextChat = 0;
+
+  constructor(private readonly opts: ChatRunnerOptions) {
+    // Every active chat and every request in flight listens to the one stop signal.
+    setMaxListeners(0, opts.signal);
+    const base = new URL(opts.baseUrl);
+    this.http = new Pool(base.origin, { connections: opts.httpConnections ?? 64, pipelining: 1, keepAliveTimeout: 60_000 });
+    base.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
+    this.wsBase = base.origin;
+  }
+
+  /**
+   * Runs every chat; resolves when all have passed or failed. `barrier` holds every runner until it resolves, so
+   * they start together.
+   */
+  async run(barrier: Promise<void>): Promise<void> {
+    const workers = Array.from({ length: Math.min(this.opts.concurrency, this.opts.chats) }, async () => {
+      await barrier;
+      for (let i = this.nextChat++; i < this.opts.chats; i = this.nextChat++) {
+        if (this.opts.signal.aborted) {
+          this.fail(this.stopped('stopped before it started'));
+          continue;
+        }
+        await this.runChat(i);
+      }
+    });
+    try {
+      await Promise.all(workers);
+    } finally {
+      await this.http.close().catch(() => undefined);
+    }
+  }
+
+  /** Why a chat stopped when the run was stopped under it. */
+  private stopped(what: string): ChatFailure {
+    const deadline = this.opts.timeoutReason !== undefined && this.opts.signal.reason === this.opts.timeoutReason;
+    return deadline ? new ChatFailure('timeout', `the run's --timeout passed: ${what}`) : new ChatFailure('interrupted', what);
+  }
+
+  private fail(err: ChatFailure): void {
+    this.progress.chatsFailed++;
+    this.progress.failures[err.kind] = (this.progress.failures[err.kind] ?? 0) + 1;
+    // The first failure of each kind: enough to start debugging from, bounded whatever the run.
+    if (!this.failureSamples.some((s) => s.kind === err.kind)) this.failureSamples.push({ kind: err.kind, message: err.message });
+  }
+
+  private async post(path: string, token: string, body: unknown, kind: FailureKind): Promise<unknown> {
+    let res;
+    try {
+      res = await this.http.request({
+        path,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'coder-session-token': token },
+        body: JSON.stringify(body),
+        signal: this.opts.signal,
+      });
+    } catch (err) {
+      throw this.opts.signal.aborted ? this.stopped('stopped during a request') : new ChatFailure(kind, `POST ${path}: ${(err as Error).message}`);
+    }
+    const text = await res.body.text().catch(() => '');
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      const msg = (() => {
+        try {
+          return (JSON.parse(text) as { message?: string }).message ?? text;
+        } catch {
+          return text;
+        }
+      })();
+      throw new ChatFailure(kind, `POST ${path.replace(/chats\/[^/]+/, 'chats/{chat}')} answered ${res.statusCode}: ${msg.slice(0, 200)}`);
+    }
+    return text === '' ? undefined : JSON.parse(text);
+  }
+
+  private async runChat(index: number): Promise<void> {
+    const owner = this.opts.owners[index % this.opts.owners.length]!;
+    const { signal, turns, turnTimeoutMs } = this.opts;
+    this.progress.active++;
+    let ws: WebSocket | undefined;
+    let wait: TurnWait | undefined;
+    let assistantMessages = 0;
+    let status: string | undefined;
+    let lastError: string | undefined;
+    let ended: ChatFailure | undefined;
+
+    const finishIfDone = () => {
+      if (wait && status === 'waiting' && assistantMessages >= wait.turn) wait.resolve();
+    };
+    const onEvent = (e: StreamEvent) => {
+      const now = performance.now();
+      switch (e.type) {
+        case 'status': {
+          status = eventStatus(e);
+          if (status === 'running' && wait && wait.runningAt === undefined) wait.runningAt = now;
+          if (status === 'error') {
+            const why = e.chat?.last_error ?? e.last_error ?? lastError ?? 'no last_error';
+            wait?.reject(new ChatFailure('status_error', `chat ended a turn in error: ${String(why).slice(0, 200)}`));
+          }
+          break;
+        }
+        case 'message_part':
+          if (wait && wait.firstPartAt === undefined) wait.firstPartAt = now;
+          break;
+        case 'message':
+          if ((typeof e.message === 'object' ? e.message.role : e.role) === 'assistant') assistantMessages++;
+          break;
+        case 'error':
+          lastError = e.error ?? (typeof e.message === 'string' ? e.message : undefined);
+          break;
+        default:
+          break;
+      }
+      finishIfDone();
+    };
+
+    const turnDone = (turn: number, sentAt: number) =>
+      new Promise<void>((resolve, reject) => {
+        if (ended) return reject(ended);
+        const w: TurnWait = {
+          turn,
+          sentAt,
+          resolve: () => {
+            clearTimeout(w.timer);
+            wait = undefined;
+            const now = performance.now();
+            if (w.runningAt !== undefined) this.timeToRunning.record((w.runningAt - w.sentAt) / 1000);
+            if (w.firstPartAt !== undefined) this.timeToFirstPart.record((w.firstPartAt - w.sentAt) / 1000);
+            this.turnDuration.record((now - w.sentAt) / 1000);
+            this.progress.turnsCompleted++;
+            this.progress.pushesExpected += owner.subscriptions;
+            resolve();
+          },
+          reject: (err) => {
+            clearTimeout(w.timer);
+            wait = undefined;
+            reject(err);
+          },
+          timer: setTimeout(() => w.reject(new ChatFailure('timeout', `turn ${turn} did not reach waiting within ${turnTimeoutMs} ms (status ${status ?? 'unknown'})`)), turnTimeoutMs),
+        };
+        wait = w;
+        finishIfDone();
+      });
+    const onAbort = () => wait?.reject(this.stopped('stopped mid-turn'));
+    signal.addEventListener('abort', onAbort, { once: true });
+
+    try {
+      let sentAt = performance.now();
+      const chat = (await this.post('/api/experimental/chats', owner.token, { message: `scaletest chat ${index} turn 1`, title: `scaletest ${index}` }, 'create')) as { id?: unknown } | undefined;
+      if (typeof chat?.id !== 'string' && typeof chat?.id !== 'number') throw new ChatFailure('create', 'the created chat has no id');
+      const chatId = String(chat.id);
+      // The wait is armed before the stream opens, so the snapshot already counts for turn 1.
+      let done = turnDone(1, sentAt);
+      done.catch(() => undefined);
+      ws = await this.openStream(chatId, owner.token, onEvent);
+      ws.on('close', (code: number, reason: Buffer) => {
+        ended = new ChatFailure('stream_ended', `stream closed (${code}${reason.length > 0 ? ` ${reason.toString('utf8').slice(0, 100)}` : ''}) before the last turn finished`);
+        wait?.reject(ended);
+      });
+      await done;
+      for (let turn = 2; turn <= turns; turn++) {
+        if (signal.aborted) throw this.stopped('stopped between turns');
+        sentAt = performance.now();
+        done = turnDone(turn, sentAt);
+        done.catch(() => undefined);
+        await this.post(`/api/experimental/chats/${encodeURIComponent(chatId)}/messages`, owner.token, { content: `scaletest chat ${index} turn ${turn}` }, 'message');
+        await done;
+      }
+      this.progress.chatsPassed++;
+    } catch (err) {
+      const failure = err instanceof ChatFailure ? err : signal.aborted ? this.stopped('stopped') : new ChatFailure('message', (err as Error).message);
+      wait?.reject(failure);
+      this.fail(failure);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      if (ws) {
+        ws.removeAllListeners('close');
+        ws.on('error', () => undefined);
+        ws.terminate();
+      }
+      this.progress.active--;
+    }
+  }
+
+  /** Opens the chat's stream; every event of every frame goes to `onEvent`, from the first frame on. */
+  private openStream(chatId: string, token: string, onEvent: (e: StreamEvent) => void): Promise<WebSocket> {
+    const url = `${this.wsBase}/api/experimental/chats/${encodeURIComponent(chatId)}/stream?after_id=0`;
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { headers: { 'coder-session-token': token }, perMessageDeflate: false, handshakeTimeout: this.opts.turnTimeoutMs });
+      ws.on('message', (data: Buffer) => {
+        let events: unknown;
+        try {
+          events = JSON.parse(data.toString('utf8'));
+        } catch {
+          return;
+        }
+        if (Array.isArray(events)) for (const e of events) onEvent(e as StreamEvent);
+        else if (events && typeof events === 'object') onEvent(events as StreamEvent);
+      });
+      const fail = (message: string) => {
+        ws.removeAllListeners();
+        ws.on('error', () => undefined);
+        ws.terminate();
+        reject(this.opts.signal.aborted ? this.stopped('stopped while opening the stream') : new ChatFailure('stream_open', message));
+      };
+      ws.once('open', () => {
+        ws.removeAllListeners('error');
+        ws.removeAllListeners('unexpected-response');
+        // After open, a socket error is followed by close, which the runner classifies.
+        ws.on('error', () => undefined);
+        resolve(ws);
+      });
+      ws.once('unexpected-response', (_req, res) => fail(`stream open answered ${res.statusCode}`));
+      ws.once('error', (err) => fail(`stream open: ${err.message}`));
+    });
+  }
+}

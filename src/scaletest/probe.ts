@@ -1,0 +1,102 @@
+import type { LatencySummary } from '../daemon/observability/quantiles.js';
+import type { DbStats } from '../daemon/postgres/pool.js';
+import { Scrape } from './promText.js';
+
+/**
+ * Where the scaletest reads the daemon's figures: the pool of an in-process daemon (exact), or a remote daemon's
+ * /metrics (counters exact, acquire-wait quantiles from histogram buckets, waiting from sampled gauges).
+ */
+export interface DaemonProbe {
+  readonly source: 'in-process' | 'metrics';
+  /** Cumulative counters now; the report subtracts the figures taken when the runners started. */
+  figures(): Promise<DaemonFigures>;
+  /** Cheap, taken every progress tick. */
+  sample(): Promise<PoolSample>;
+}
+
+export interface PoolSample {
+  waiting: number;
+  total: number;
+  /** In-process only: the integral of waiting over time, so an interval's mean can be had from two samples. */
+  waitingSeconds?: number;
+}
+
+export interface DaemonFigures {
+  queries: Record<string, number>;
+  acquires: number;
+  waitCount: number;
+  /** In-process only: the pool's own records. */
+  pool?: Pick<DbStats, 'poolMax' | 'peakWaiting' | 'waitingSeconds'> & { acquireWait: LatencySummary };
+  /** Remote only: cumulative buckets of `coderlite_db_pool_acquire_wait_seconds`. */
+  acquireWaitBuckets?: Array<[number, number]>;
+  pubsubPublishes: number;
+  pubsubFlushes: number;
+  pubsubFlushedMessages: number;
+  pushByResult: Record<string, number>;
+  cacheHits: number;
+  cacheMisses: number;
+}
+
+/** The figures the pool does not know, from the daemon's Prometheus registry (same names in and out of process). */
+function registryFigures(s: Scrape): Omit<DaemonFigures, 'queries' | 'acquires' | 'waitCount' | 'pool' | 'acquireWaitBuckets'> {
+  return {
+    pubsubPublishes: s.sum('coder_pubsub_publishes_total', { success: 'true' }),
+    pubsubFlushes: s.sum('coder_pubsub_batch_flushes_total'),
+    pubsubFlushedMessages: s.sum('coder_pubsub_batch_size_sum'),
+    pushByResult: s.byLabel('coderlite_webpush_dispatch_total', 'result'),
+    cacheHits: s.sum('coderlite_webpush_subscription_cache_total', { result: 'hit' }),
+    cacheMisses: s.sum('coderlite_webpush_subscription_cache_total', { result: 'miss' }),
+  };
+}
+
+export interface InProcessDaemon {
+  db: { stats(): DbStats };
+  registry: { metrics(): Promise<string> };
+}
+
+export function inProcessProbe(daemon: InProcessDaemon): DaemonProbe {
+  return {
+    source: 'in-process',
+    async figures() {
+      const st = daemon.db.stats();
+      const scrape = Scrape.parse(await daemon.registry.metrics());
+      return {
+        queries: st.queries,
+        acquires: st.acquires,
+        waitCount: st.waitCount,
+        pool: { poolMax: st.poolMax, peakWaiting: st.peakWaiting, waitingSeconds: st.waitingSeconds, acquireWait: st.acquireWait },
+        ...registryFigures(scrape),
+      };
+    },
+    async sample() {
+      const st = daemon.db.stats();
+      return { waiting: st.waiting, total: st.total, waitingSeconds: st.waitingSeconds };
+    },
+  };
+}
+
+export function remoteProbe(baseUrl: string, opts: { timeoutMs?: number } = {}): DaemonProbe {
+  const scrape = async () => {
+    const res = await fetch(new URL('/metrics', baseUrl), { signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000) });
+    if (!res.ok) throw new Error(`GET /metrics answered ${res.status}`);
+    return Scrape.parse(await res.text());
+  };
+  return {
+    source: 'metrics',
+    async figures() {
+      const s = await scrape();
+      const buckets = s.buckets('coderlite_db_pool_acquire_wait_seconds');
+      return {
+        queries: s.byLabel('coderlite_db_queries_total', 'query'),
+        acquires: buckets.at(-1)?.[1] ?? 0,
+        waitCount: s.sum('coderlite_db_pool_wait_count_total'),
+        acquireWaitBuckets: buckets,
+        ...registryFigures(s),
+      };
+    },
+    async sample() {
+      const s = await scrape();
+      return { waiting: s.sum('coderlite_db_pool_waiting_connections'), total: s.sum('coderlite_db_pool_total_connections') };
+    },
+  };
+}

@@ -1,0 +1,298 @@
+import type { LatencySummary } from '../daemon/observability/quantiles.js';
+
+/**
+ * The scaletest's result, one object: what the text table, `--json`, the `SCALETEST_SUMMARY=` line and the HTML
+ * report all show. Latencies are in milliseconds; figures "per turn" divide by completed turns.
+ */
+export interface ScaletestReport {
+  startedAt: string;
+  config: ReportConfig;
+  /** Stopped early (Ctrl-C, --timeout): the figures cover what ran. */
+  interrupted: boolean;
+  elapsedSeconds: number;
+  chats: { total: number; passed: number; failed: number };
+  turns: { total: number; completed: number; perSecond: number };
+  failures: Partial<Record<FailureKind, number>>;
+  /** The first failure message of each kind, to start debugging from. */
+  failureSamples: Array<{ kind: FailureKind; message: string }>;
+  latency: { timeToRunning: LatencyMs; timeToFirstPart: LatencyMs; turnDuration: LatencyMs };
+  pool: PoolReport;
+  queries: { total: number; perTurn: number; byName: QueryRow[] };
+  pubsub: { publishes: number; flushes: number; messagesPerFlush: number };
+  push: PushReport;
+  llm: { requests: number; completed: number; failed: number };
+  gates: Gate[];
+  timeline: TimelinePoint[];
+  /** Every chat passed, every gate held, nothing was interrupted: exit code 0. */
+  passed: boolean;
+}
+
+export interface ReportConfig {
+  target: 'in-process' | 'remote';
+  /** The daemon driven (remote runs). */
+  url?: string;
+  chats: number;
+  turns: number;
+  concurrency: number;
+  users: number;
+  pushSubscriptionsPerUser: number;
+  llmLatencyMs: number;
+  llmTokens: number;
+  postgresPoolMax?: number;
+  configCache: boolean;
+  subscriptionCache: boolean;
+}
+
+export const failureKinds = ['create', 'message', 'stream_open', 'stream_ended', 'status_error', 'timeout', 'interrupted'] as const;
+export type FailureKind = (typeof failureKinds)[number];
+
+export const failureLabels: Record<FailureKind, string> = {
+  create: 'create chat',
+  message: 'send message',
+  stream_open: 'stream open',
+  stream_ended: 'stream ended early',
+  status_error: 'status error',
+  timeout: 'timeout',
+  interrupted: 'interrupted',
+};
+
+export interface LatencyMs {
+  count: number;
+  mean: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+export interface PoolReport {
+  /** `in-process`: exact figures from the daemon's pool; `metrics`: from a remote daemon's /metrics (sampled). */
+  source: 'in-process' | 'metrics';
+  /** Pool size limit (in-process) or the most connections seen open (remote). */
+  max: number;
+  peakWaiting: number;
+  /** Time-weighted mean of waiting acquisitions over the run. */
+  meanWaiting: number;
+  acquires: number;
+  acquiresPerTurn: number;
+  /** Acquisitions that found the pool exhausted and queued. */
+  waitCount: number;
+  acquireWaitMs: { p50: number; p99: number; max: number };
+}
+
+export interface QueryRow {
+  name: string;
+  count: number;
+  perTurn: number;
+}
+
+export interface PushReport {
+  /** One per completed turn per push subscription of the chat's owner. */
+  expected: number;
+  /** Decrypted by the loopback push sink. */
+  received: number;
+  sent: number;
+  failed: number;
+  cacheHits: number;
+  cacheMisses: number;
+  /** hits / (hits + misses); 0 when the cache was not asked. */
+  cacheHitRate: number;
+}
+
+export interface Gate {
+  name: string;
+  limit: number;
+  value: number;
+  passed: boolean;
+}
+
+export interface TimelinePoint {
+  /** Seconds since the barrier released the runners. */
+  t: number;
+  turnsCompleted: number;
+  turnsPerSecond: number;
+  /** Waiting acquisitions: the interval's time-weighted mean in process, the sampled gauge from /metrics. */
+  poolWaiting: number;
+  poolTotal: number;
+  activeChats: number;
+  failedChats: number;
+}
+
+/**
+ * The reads that starved Coder's pool (DESIGN §1): each turn re-read config and subscriptions that had not changed.
+ * With the caches on they should be ≈ 0 per turn; the report always lists them, even at zero.
+ */
+export const starvingQueries = ['getLastChatMessageByRole', 'getEnabledChatProviders', 'getChatModelConfigByID', 'getWebpushSubscriptionsByUserID'] as const;
+
+export function latencyMs(s: LatencySummary): LatencyMs {
+  const ms = (v: number) => round(v * 1000, 3);
+  return { count: s.count, mean: ms(s.mean), p50: ms(s.p50), p95: ms(s.p95), p99: ms(s.p99), max: ms(s.max) };
+}
+
+export function round(v: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+/** Sorted by count (then name), with the starving queries always present. */
+export function queryRows(counts: Record<string, number>, turns: number): QueryRow[] {
+  const all = { ...Object.fromEntries(starvingQueries.map((q) => [q, 0])), ...counts };
+  return Object.entries(all)
+    .map(([name, count]) => ({ name, count, perTurn: turns > 0 ? round(count / turns, 3) : 0 }))
+    .sort((a, b) => b.count - a.count || a.name.localeCompare(b.name));
+}
+
+export interface GateLimits {
+  maxQueriesPerTurn?: number;
+  maxPoolWaitP99Ms?: number;
+}
+
+export function evaluateGates(report: Pick<ScaletestReport, 'queries' | 'pool'>, limits: GateLimits): Gate[] {
+  const gates: Gate[] = [];
+  if (limits.maxQueriesPerTurn !== undefined) {
+    const value = report.queries.perTurn;
+    gates.push({ name: 'queries per turn', limit: limits.maxQueriesPerTurn, value, passed: value <= limits.maxQueriesPerTurn });
+  }
+  if (limits.maxPoolWaitP99Ms !== undefined) {
+    const value = report.pool.acquireWaitMs.p99;
+    gates.push({ name: 'pool acquire wait p99 (ms)', limit: limits.maxPoolWaitP99Ms, value, passed: value <= limits.maxPoolWaitP99Ms });
+  }
+  return gates;
+}
+
+/** The compact figures CI greps for: `SCALETEST_SUMMARY=<this as JSON>`. */
+export interface ScaletestSummary {
+  passed: boolean;
+  interrupted: boolean;
+  pass: number;
+  fail: number;
+  total: number;
+  turns: number;
+  turnsCompleted: number;
+  elapsedSeconds: number;
+  turnsPerSecond: number;
+  poolAcquireWaitP99Ms: number;
+  poolPeakWaiting: number;
+  queriesPerTurn: number;
+  starvingQueriesPerTurn: Record<string, number>;
+  pushesExpected: number;
+  pushesReceived: number;
+  failures: Partial<Record<FailureKind, number>>;
+  gates: Array<{ name: string; passed: boolean }>;
+}
+
+export function summarize(r: ScaletestReport): ScaletestSummary {
+  const perTurn = new Map(r.queries.byName.map((q) => [q.name, q.perTurn]));
+  return {
+    passed: r.passed,
+    interrupted: r.interrupted,
+    pass: r.chats.passed,
+    fail: r.chats.failed,
+    total: r.chats.total,
+    turns: r.turns.total,
+    turnsCompleted: r.turns.completed,
+    elapsedSeconds: r.elapsedSeconds,
+    turnsPerSecond: r.turns.perSecond,
+    poolAcquireWaitP99Ms: r.pool.acquireWaitMs.p99,
+    poolPeakWaiting: r.pool.peakWaiting,
+    queriesPerTurn: r.queries.perTurn,
+    starvingQueriesPerTurn: Object.fromEntries(starvingQueries.map((q) => [q, perTurn.get(q) ?? 0])),
+    pushesExpected: r.push.expected,
+    pushesReceived: r.push.received,
+    failures: r.failures,
+    gates: r.gates.map((g) => ({ name: g.name, passed: g.passed })),
+  };
+}
+
+export function summaryLine(r: ScaletestReport): string {
+  return `SCALETEST_SUMMARY=${JSON.stringify(summarize(r))}`;
+}
+
+/** `1234.5` → `1,234.5`; keeps tables readable without locale surprises. */
+function num(v: number, digits = 0): string {
+  const [int, frac] = v.toFixed(digits).split('.');
+  const grouped = int!.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return frac ? `${grouped}.${frac}` : grouped;
+}
+
+function ms(v: number): string {
+  if (v === 0) return '0';
+  if (v < 1) return v.toFixed(3);
+  if (v < 100) return v.toFixed(1);
+  return num(v);
+}
+
+function table(headers: string[], rows: string[][], alignRight: boolean[]): string[] {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (alignRight[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
+}
+
+/** The human report on stdout. */
+export function formatText(r: ScaletestReport): string {
+  const out: string[] = [];
+  const c = r.config;
+  const verdict = r.passed ? 'PASS' : r.interrupted ? 'INTERRUPTED' : 'FAIL';
+  out.push(`Scaletest ${verdict}: ${c.chats} chats × ${c.turns} turns against ${c.target === 'remote' ? c.url : 'an in-process daemon'}`);
+  out.push(
+    `  users ${c.users}, push subscriptions/user ${c.pushSubscriptionsPerUser}, concurrency ${c.concurrency}, LLM ${c.llmTokens} tokens after ${c.llmLatencyMs} ms` +
+      `, config cache ${c.configCache ? 'on' : 'OFF'}, subscription cache ${c.subscriptionCache ? 'on' : 'OFF'}`,
+  );
+  out.push('');
+  out.push(`Chats     ${num(r.chats.passed)} passed, ${num(r.chats.failed)} failed, ${num(r.chats.total)} total`);
+  out.push(`Turns     ${num(r.turns.completed)} of ${num(r.turns.total)} in ${r.elapsedSeconds.toFixed(1)} s = ${num(r.turns.perSecond, 1)} turns/s`);
+  const failures = failureKinds.filter((k) => (r.failures[k] ?? 0) > 0);
+  if (failures.length > 0) {
+    out.push(`Failures  ${failures.map((k) => `${failureLabels[k]}: ${num(r.failures[k]!)}`).join(', ')}`);
+    for (const s of r.failureSamples) out.push(`          e.g. ${failureLabels[s.kind]}: ${s.message}`);
+  }
+  out.push('');
+  const lat = r.latency;
+  out.push(
+    ...table(
+      ['latency (ms)', 'count', 'p50', 'p95', 'p99', 'max'],
+      [
+        ['time to running', lat.timeToRunning],
+        ['time to first part', lat.timeToFirstPart],
+        ['turn duration', lat.turnDuration],
+      ].map(([name, l]) => {
+        const v = l as LatencyMs;
+        return [name as string, num(v.count), ms(v.p50), ms(v.p95), ms(v.p99), ms(v.max)];
+      }),
+      [false, true, true, true, true, true],
+    ),
+  );
+  out.push('');
+  const p = r.pool;
+  out.push(`DB pool (${p.source === 'in-process' ? 'in-process' : 'from /metrics'})`);
+  out.push(`  size ${p.max}, waiting peak ${p.peakWaiting}, mean ${p.meanWaiting.toFixed(2)}`);
+  out.push(`  acquire wait p50 ${ms(p.acquireWaitMs.p50)} ms, p99 ${ms(p.acquireWaitMs.p99)} ms, max ${ms(p.acquireWaitMs.max)} ms`);
+  out.push(`  acquires ${num(p.acquires)} (${p.acquiresPerTurn.toFixed(2)} per turn), of which queued ${num(p.waitCount)}`);
+  out.push('');
+  const starving = new Set<string>(starvingQueries);
+  out.push(
+    ...table(
+      ['query', 'count', 'per turn'],
+      [
+        ...r.queries.byName.map((q) => [`${q.name}${starving.has(q.name) ? ' *' : ''}`, num(q.count), q.perTurn.toFixed(3)]),
+        ['total', num(r.queries.total), r.queries.perTurn.toFixed(3)],
+      ],
+      [false, true, true],
+    ),
+  );
+  out.push('  * a read that starved Coder\'s pool; ≈ 0 per turn with the caches on');
+  out.push('');
+  out.push(`Pubsub    ${num(r.pubsub.publishes)} notices in ${num(r.pubsub.flushes)} flushes (${r.pubsub.messagesPerFlush.toFixed(1)} per flush)`);
+  const push = r.push;
+  out.push(
+    `Push      ${num(push.received)} of ${num(push.expected)} received; sent ${num(push.sent)}, failed ${num(push.failed)}; ` +
+      `subscription cache hit rate ${(push.cacheHitRate * 100).toFixed(1)}% (${num(push.cacheHits)} hits, ${num(push.cacheMisses)} misses)`,
+  );
+  out.push(`LLM mock  ${num(r.llm.requests)} requests, ${num(r.llm.completed)} completed, ${num(r.llm.failed)} failed`);
+  for (const g of r.gates) out.push(`Gate      ${g.name} ${g.value} ≤ ${g.limit}: ${g.passed ? 'ok' : 'FAILED'}`);
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,435 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { startDaemon, type Daemon, type DaemonConfig } from '../daemon/index.js';
+import type { Logger } from '../daemon/observability/logger.js';
+import { createUserWithToken } from '../daemon/users/service.js';
+import { ChatRunner, type ChatOwner, type RunProgress } from './chatRunner.js';
+import { startLlmMock, type LlmMock } from './llmMock.js';
+import { inProcessProbe, remoteProbe, type DaemonFigures, type DaemonProbe, type PoolSample } from './probe.js';
+import { bucketDelta, histogramMaxBound, histogramQuantile } from './promText.js';
+import {
+  evaluateGates,
+  latencyMs,
+  queryRows,
+  round,
+  type FailureKind,
+  type GateLimits,
+  type PoolReport,
+  type ReportConfig,
+  type ScaletestReport,
+  type TimelinePoint,
+} from './report.js';
+
+/** The loopback push service the daemon delivers to; it decrypts and counts every notification. */
+export interface PushSink {
+  /** A fresh subscription (new keys) whose endpoint is on this sink. */
+  newSubscription(): { endpoint: string; auth_key: string; p256dh_key: string };
+  /** Notifications received and decrypted so far. */
+  received(): number;
+  close(): Promise<void>;
+}
+
+export type Target =
+  | {
+      kind: 'in-process';
+      /** Without it, a throwaway embedded PostgreSQL runs in a temporary directory. */
+      postgresUrl?: string;
+      postgresPoolMax: number;
+    }
+  | {
+      kind: 'remote';
+      url: string;
+      token: string;
+      /** Where to run the LLM mock for a daemon started with `--llm-base-url http://<this>/v1`; none when absent. */
+      llmAddress?: { host: string; port: number };
+    };
+
+export interface ScaletestOptions {
+  target: Target;
+  chats: number;
+  turns: number;
+  /** Chats active at once. Default: all. */
+  concurrency?: number;
+  /** Chat owners. Default chats/10 (at least 1). A remote run has the one user of --token. */
+  users?: number;
+  pushSubscriptionsPerUser: number;
+  llmLatencyMs: number;
+  llmTokens: number;
+  turnTimeoutMs: number;
+  /** The whole run; chats unfinished by then fail as `timeout`. */
+  timeoutMs: number;
+  configCache: boolean;
+  subscriptionCache: boolean;
+  gates: GateLimits;
+  logger: Logger;
+  /** Aborting stops the run; the report covers what ran and says it was interrupted. */
+  signal?: AbortSignal;
+  /** How often progress and the timeline are sampled. Default 1000 ms. */
+  sampleIntervalMs?: number;
+  onProgress?: (p: LiveProgress) => void;
+  /** Starts the push sink; required when pushSubscriptionsPerUser > 0. */
+  startPushSink?: () => Promise<PushSink>;
+  /** In-process only: lets a caller add to the daemon's config (tests). */
+  daemonOverrides?: Partial<DaemonConfig>;
+}
+
+export type Phase = 'starting' | 'setup' | 'running' | 'draining' | 'done';
+
+export interface LiveProgress {
+  phase: Phase;
+  /** Seconds since the runners were released (0 before). */
+  elapsedSeconds: number;
+  turnsCompleted: number;
+  turnsTotal: number;
+  /** Over the last sample interval. */
+  turnsPerSecond: number;
+  chatsTotal: number;
+  chatsPassed: number;
+  chatsFailed: number;
+  active: number;
+  poolWaiting: number;
+  poolTotal: number;
+  failures: Partial<Record<FailureKind, number>>;
+}
+
+/** The setup could not be done: nothing ran. */
+export class ScaletestSetupError extends Error {}
+
+/** Runs `fn` over `items` with at most `limit` at once. */
+async function forEachLimited<T>(items: T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      for (let i = next++; i < items.length; i = next++) await fn(items[i]!, i);
+    }),
+  );
+}
+
+interface Harness {
+  baseUrl: string;
+  probe: DaemonProbe;
+  llm?: LlmMock;
+  sink?: PushSink;
+  owners: ChatOwner[];
+  close(): Promise<void>;
+}
+
+async function subscribeOwners(baseUrl: string, tokens: string[], perUser: number, sink: PushSink | undefined): Promise<ChatOwner[]> {
+  if (perUser > 0 && !sink) throw new ScaletestSetupError('push subscriptions asked for, but no push sink to deliver to');
+  const jobs = tokens.flatMap((token) => Array.from({ length: perUser }, () => token));
+  await forEachLimited(jobs, 8, async (token) => {
+    const res = await fetch(new URL('/api/v2/users/me/webpush/subscription', baseUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'coder-session-token': token },
+      body: JSON.stringify(sink!.newSubscription()),
+    });
+    if (!res.ok) {
+      const body = await res.text();
+      throw new ScaletestSetupError(
+        `the daemon refused a push subscription to the loopback sink (${res.status} ${body.slice(0, 200)}); ` +
+          'a remote daemon needs --webpush-allow-insecure-endpoints, or run with --push-subscriptions-per-user 0',
+      );
+    }
+  });
+  return tokens.map((token) => ({ token, subscriptions: perUser }));
+}
+
+async function startHarness(opts: ScaletestOptions, users: number): Promise<Harness> {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const close = async () => {
+    for (const c of cleanups.splice(0).reverse()) await c().catch((err: unknown) => opts.logger.warn({ err }, 'scaletest cleanup step failed'));
+  };
+  try {
+    const sink = opts.pushSubscriptionsPerUser > 0 && opts.startPushSink ? await opts.startPushSink() : undefined;
+    if (sink) cleanups.push(() => sink.close());
+    const { target } = opts;
+
+    if (target.kind === 'remote') {
+      let llm: LlmMock | undefined;
+      if (target.llmAddress) {
+        llm = await startLlmMock({ ...target.llmAddress, latencyMs: opts.llmLatencyMs, tokens: opts.llmTokens });
+        cleanups.push(() => llm!.close());
+      }
+      const me = await fetch(new URL('/api/v2/users/me', target.url), { headers: { 'coder-session-token': target.token } }).catch((err: unknown) => {
+        throw new ScaletestSetupError(`cannot reach the daemon at ${target.url}: ${(err as Error).message}`, { cause: err });
+      });
+      if (!me.ok) throw new ScaletestSetupError(`the daemon at ${target.url} refused --token (${me.status})`);
+      const owners = await subscribeOwners(target.url, [target.token], opts.pushSubscriptionsPerUser, sink);
+      return { baseUrl: target.url, probe: remoteProbe(target.url), llm, sink, owners, close };
+    }
+
+    const llm = await startLlmMock({ latencyMs: opts.llmLatencyMs, tokens: opts.llmTokens });
+    cleanups.push(() => llm.close());
+    let dataDir = '/nonexistent-unused';
+    if (!target.postgresUrl) {
+      // A throwaway cluster: durability is worth nothing here, and the disk's flush rate is not what is measured.
+      dataDir = await mkdtemp(join(tmpdir(), 'coder-lite-scaletest-'));
+      // As root, PostgreSQL runs as the postgres user, which must be able to enter the directory.
+      await chmod(dataDir, 0o755);
+      const dir = dataDir;
+      cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    }
+    const daemon: Daemon = await startDaemon({
+      logger: opts.logger,
+      httpAddress: '127.0.0.1:0',
+      postgresUrl: target.postgresUrl,
+      dataDir,
+      postgresPoolMax: target.postgresPoolMax,
+      embeddedSettings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
+      ...opts.daemonOverrides,
+    });
+    cleanups.push(() => daemon.close());
+    const runId = randomBytes(3).toString('hex');
+    const tokens: string[] = new Array<string>(users);
+    await forEachLimited(tokens, 4, async (_t, i) => {
+      tokens[i] = (await createUserWithToken(daemon.db, `scaletest-${runId}-${i}`, undefined)).token;
+    });
+    const owners = await subscribeOwners(daemon.url, tokens, opts.pushSubscriptionsPerUser, sink);
+    return { baseUrl: daemon.url, probe: inProcessProbe(daemon), llm, sink, owners, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** Runs the whole scaletest and returns its report; the caller prints it. */
+export async function runScaletest(opts: ScaletestOptions): Promise<ScaletestReport> {
+  const startedAt = new Date().toISOString();
+  const remote = opts.target.kind === 'remote';
+  const users = remote ? 1 : Math.max(1, opts.users ?? Math.floor(opts.chats / 10));
+  const concurrency = Math.min(opts.concurrency ?? opts.chats, opts.chats);
+  const sampleMs = opts.sampleIntervalMs ?? 1000;
+  const progress: LiveProgress = {
+    phase: 'starting',
+    elapsedSeconds: 0,
+    turnsCompleted: 0,
+    turnsTotal: opts.chats * opts.turns,
+    turnsPerSecond: 0,
+    chatsTotal: opts.chats,
+    chatsPassed: 0,
+    chatsFailed: 0,
+    active: 0,
+    poolWaiting: 0,
+    poolTotal: 0,
+    failures: {},
+  };
+  const emit = () => opts.onProgress?.({ ...progress, failures: { ...progress.failures } });
+  emit();
+  if (remote && opts.users !== undefined && opts.users !== 1) opts.logger.warn('--users does not apply with --url: every chat belongs to the user of --token');
+
+  // One controller stops the runners, for Ctrl-C (interrupted) and for --timeout (the rest fail as timeout).
+  const stop = new AbortController();
+  let interrupted = false;
+  const onAbort = () => {
+    interrupted = true;
+    stop.abort(new Error('interrupted'));
+  };
+  if (opts.signal?.aborted) onAbort();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+  progress.phase = 'setup';
+  emit();
+  const harness = await startHarness(opts, users);
+  try {
+    const pushBaseline = harness.sink?.received() ?? 0;
+    const before = await harness.probe.figures();
+    const runner = new ChatRunner({
+      baseUrl: harness.baseUrl,
+      owners: harness.owners,
+      chats: opts.chats,
+      turns: opts.turns,
+      concurrency,
+      turnTimeoutMs: opts.turnTimeoutMs,
+      signal: stop.signal,
+      timeoutReason: 'deadline',
+    });
+
+    const timeline: TimelinePoint[] = [];
+    const poolSamples: PoolSample[] = [];
+    let t0 = performance.now();
+    let last: { t: number; turns: number; waitingSeconds?: number } = { t: 0, turns: 0 };
+    let sampling: Promise<void> | undefined;
+    const takeSample = async () => {
+      const s = await harness.probe.sample().catch(() => undefined);
+      const t = (performance.now() - t0) / 1000;
+      const p: RunProgress = runner.progress;
+      const dt = t - last.t;
+      const rate = dt > 0 ? (p.turnsCompleted - last.turns) / dt : 0;
+      // In process the chart shows each interval's time-weighted mean; a remote gauge can only be sampled.
+      const waiting =
+        s?.waitingSeconds !== undefined && last.waitingSeconds !== undefined && dt > 0 ? (s.waitingSeconds - last.waitingSeconds) / dt : (s?.waiting ?? 0);
+      last = { t, turns: p.turnsCompleted, waitingSeconds: s?.waitingSeconds };
+      if (s) poolSamples.push(s);
+      Object.assign(progress, {
+        elapsedSeconds: t,
+        turnsCompleted: p.turnsCompleted,
+        turnsPerSecond: rate,
+        chatsPassed: p.chatsPassed,
+        chatsFailed: p.chatsFailed,
+        active: p.active,
+        poolWaiting: s?.waiting ?? progress.poolWaiting,
+        poolTotal: s?.total ?? progress.poolTotal,
+        failures: p.failures,
+      });
+      timeline.push({
+        t: round(t, 3),
+        turnsCompleted: p.turnsCompleted,
+        turnsPerSecond: round(rate, 1),
+        poolWaiting: round(waiting, 2),
+        poolTotal: s?.total ?? 0,
+        activeChats: p.active,
+        failedChats: p.chatsFailed,
+      });
+      emit();
+    };
+    // A slow scrape must not pile samples up.
+    const ticker = setInterval(() => {
+      sampling ??= takeSample().finally(() => (sampling = undefined));
+    }, sampleMs);
+
+    let releaseBarrier!: () => void;
+    const barrier = new Promise<void>((resolve) => (releaseBarrier = resolve));
+    const running = runner.run(barrier);
+    const deadline = setTimeout(() => stop.abort('deadline'), opts.timeoutMs);
+    progress.phase = 'running';
+    t0 = performance.now();
+    releaseBarrier();
+    await takeSample();
+    try {
+      await running;
+    } finally {
+      clearTimeout(deadline);
+    }
+    const elapsedSeconds = (performance.now() - t0) / 1000;
+    await sampling;
+    await takeSample();
+
+    // Pushes run off the turn path: give the last ones a moment to land before counting.
+    progress.phase = 'draining';
+    emit();
+    const expectedPushes = runner.progress.pushesExpected;
+    if (harness.sink) {
+      const drainUntil = performance.now() + (interrupted ? 2000 : 15_000);
+      while (harness.sink.received() - pushBaseline < expectedPushes && performance.now() < drainUntil) await sleep(50);
+    }
+    clearInterval(ticker);
+    await sampling;
+    const after = await harness.probe.figures();
+    progress.phase = 'done';
+    emit();
+
+    const config: ReportConfig = {
+      target: opts.target.kind,
+      ...(remote ? { url: (opts.target as { url: string }).url } : { postgresPoolMax: (opts.target as { postgresPoolMax: number }).postgresPoolMax }),
+      chats: opts.chats,
+      turns: opts.turns,
+      concurrency,
+      users,
+      pushSubscriptionsPerUser: opts.pushSubscriptionsPerUser,
+      llmLatencyMs: opts.llmLatencyMs,
+      llmTokens: opts.llmTokens,
+      configCache: opts.configCache,
+      subscriptionCache: opts.subscriptionCache,
+    };
+    const turns = runner.progress.turnsCompleted;
+    const queries: Record<string, number> = {};
+    for (const [name, n] of Object.entries(after.queries)) {
+      const d = n - (before.queries[name] ?? 0);
+      if (d > 0) queries[name] = d;
+    }
+    const totalQueries = Object.values(queries).reduce((a, b) => a + b, 0);
+    const pool = poolReport(harness.probe.source, before, after, poolSamples, elapsedSeconds, turns);
+    const pushSent = sumMatching(after.pushByResult, before.pushByResult, (r) => /^(ok|success|sent|delivered|2\d\d)$/.test(r));
+    const pushAll = sumMatching(after.pushByResult, before.pushByResult, () => true);
+    const hits = after.cacheHits - before.cacheHits;
+    const misses = after.cacheMisses - before.cacheMisses;
+    const flushes = after.pubsubFlushes - before.pubsubFlushes;
+    const llm = harness.llm?.stats() ?? { requests: 0, completed: 0, failed: 0 };
+    const report: ScaletestReport = {
+      startedAt,
+      config,
+      interrupted,
+      elapsedSeconds: round(elapsedSeconds, 3),
+      chats: { total: opts.chats, passed: runner.progress.chatsPassed, failed: runner.progress.chatsFailed },
+      turns: { total: opts.chats * opts.turns, completed: turns, perSecond: round(elapsedSeconds > 0 ? turns / elapsedSeconds : 0, 1) },
+      failures: runner.progress.failures,
+      failureSamples: runner.failureSamples,
+      latency: {
+        timeToRunning: latencyMs(runner.timeToRunning.summary()),
+        timeToFirstPart: latencyMs(runner.timeToFirstPart.summary()),
+        turnDuration: latencyMs(runner.turnDuration.summary()),
+      },
+      pool,
+      queries: { total: totalQueries, perTurn: turns > 0 ? round(totalQueries / turns, 3) : 0, byName: queryRows(queries, turns) },
+      pubsub: {
+        publishes: after.pubsubPublishes - before.pubsubPublishes,
+        flushes,
+        messagesPerFlush: flushes > 0 ? round((after.pubsubFlushedMessages - before.pubsubFlushedMessages) / flushes, 2) : 0,
+      },
+      push: {
+        expected: expectedPushes,
+        received: harness.sink ? harness.sink.received() - pushBaseline : 0,
+        sent: pushSent,
+        failed: pushAll - pushSent,
+        cacheHits: hits,
+        cacheMisses: misses,
+        cacheHitRate: hits + misses > 0 ? round(hits / (hits + misses), 4) : 0,
+      },
+      llm: { requests: llm.requests, completed: llm.completed, failed: llm.failed },
+      gates: [],
+      timeline,
+      passed: false,
+    };
+    report.gates = evaluateGates(report, opts.gates);
+    report.passed = !interrupted && report.chats.failed === 0 && report.chats.passed === report.chats.total && report.gates.every((g) => g.passed);
+    return report;
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    await harness.close();
+  }
+}
+
+function sumMatching(after: Record<string, number>, before: Record<string, number>, match: (result: string) => boolean): number {
+  let n = 0;
+  for (const [k, v] of Object.entries(after)) if (match(k)) n += v - (before[k] ?? 0);
+  return n;
+}
+
+function poolReport(
+  source: DaemonProbe['source'],
+  before: DaemonFigures,
+  after: DaemonFigures,
+  samples: PoolSample[],
+  elapsedSeconds: number,
+  turns: number,
+): PoolReport {
+  const acquires = after.acquires - before.acquires;
+  const common = { source, acquires, acquiresPerTurn: turns > 0 ? round(acquires / turns, 2) : 0, waitCount: after.waitCount - before.waitCount };
+  if (after.pool && before.pool) {
+    const w = after.pool.acquireWait;
+    return {
+      ...common,
+      max: after.pool.poolMax,
+      peakWaiting: after.pool.peakWaiting,
+      meanWaiting: round(elapsedSeconds > 0 ? (after.pool.waitingSeconds - before.pool.waitingSeconds) / elapsedSeconds : 0, 3),
+      acquireWaitMs: { p50: round(w.p50 * 1000, 3), p99: round(w.p99 * 1000, 3), max: round(w.max * 1000, 3) },
+    };
+  }
+  const buckets = bucketDelta(after.acquireWaitBuckets ?? [], before.acquireWaitBuckets ?? []);
+  return {
+    ...common,
+    max: Math.max(0, ...samples.map((s) => s.total)),
+    peakWaiting: Math.max(0, ...samples.map((s) => s.waiting)),
+    meanWaiting: round(samples.length > 0 ? samples.reduce((a, s) => a + s.waiting, 0) / samples.length : 0, 3),
+    acquireWaitMs: {
+      p50: round(histogramQuantile(0.5, buckets) * 1000, 3),
+      p99: round(histogramQuantile(0.99, buckets) * 1000, 3),
+      max: round(histogramMaxBound(buckets) * 1000, 3),
+    },
+  };
+}
