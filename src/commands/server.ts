@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 
 import { BaseCommand, databaseFlags } from '../cli/base.js';
-import { ConfigError, parseHttpAddress, parsePostgresUrl, positiveInt } from '../daemon/config.js';
+import { ConfigError, parseDuration, parseHttpAddress, parseHttpUrl, parsePostgresUrl, positiveInt } from '../daemon/config.js';
 import { startDaemon } from '../daemon/index.js';
 import { createLogger, type LogFormat } from '../daemon/observability/logger.js';
 import { defaultDataDir } from '../daemon/postgres/embedded.js';
@@ -27,14 +27,38 @@ export default class Server extends BaseCommand {
       default: 'postgres',
       env: 'CODER_LITE_PUBSUB',
     }),
+    'chat-provider': Flags.string({
+      description: 'The default model provider, seeded at start: fake (built in, deterministic) or openai-compat (any /v1/chat/completions server).',
+      options: ['fake', 'openai-compat'],
+      default: 'fake',
+      env: 'CODER_LITE_CHAT_PROVIDER',
+    }),
+    'llm-base-url': Flags.string({ description: 'openai-compat: the base URL up to /v1, e.g. http://127.0.0.1:8080/v1.', env: 'CODER_LITE_LLM_BASE_URL' }),
+    'llm-api-key': Flags.string({ description: 'openai-compat: the API key (kept in memory, never stored or logged).', env: 'CODER_LITE_LLM_API_KEY' }),
+    'llm-model': Flags.string({ description: 'The default model name. [default: fake-model, or gpt-4o-mini for openai-compat]', env: 'CODER_LITE_LLM_MODEL' }),
+    'fake-tokens': Flags.integer({ description: 'fake provider: pieces per reply.', default: 8, env: 'CODER_LITE_FAKE_TOKENS' }),
+    'fake-token-delay': Flags.string({ description: 'fake provider: delay before each piece.', default: '20ms', env: 'CODER_LITE_FAKE_TOKEN_DELAY' }),
+    'chat-heartbeat-interval': Flags.string({ description: 'How often running turns heartbeat.', default: '30s', hidden: true }),
+    'chat-stale-after': Flags.string({ description: 'A running chat with an older heartbeat returns to pending.', default: '5m', hidden: true }),
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Server);
+    let heartbeatIntervalMs: number;
+    let staleAfterMs: number;
+    let fakeTokenDelayMs: number;
     try {
       parseHttpAddress(flags['http-address']);
       if (flags['postgres-url']) parsePostgresUrl(flags['postgres-url']);
       positiveInt('--postgres-pool-max', flags['postgres-pool-max'], 1000);
+      if (flags['chat-provider'] === 'openai-compat') {
+        if (!flags['llm-base-url']) throw new ConfigError('--chat-provider openai-compat needs --llm-base-url');
+        parseHttpUrl('--llm-base-url', flags['llm-base-url']);
+      }
+      heartbeatIntervalMs = parseDuration('--chat-heartbeat-interval', flags['chat-heartbeat-interval']);
+      staleAfterMs = parseDuration('--chat-stale-after', flags['chat-stale-after']);
+      fakeTokenDelayMs = parseDuration('--fake-token-delay', flags['fake-token-delay']);
+      positiveInt('--fake-tokens', flags['fake-tokens'], 1_000_000);
     } catch (err) {
       if (err instanceof ConfigError) this.usageError(err.message);
       throw err;
@@ -47,6 +71,16 @@ export default class Server extends BaseCommand {
       dataDir: flags['data-dir'] ?? defaultDataDir(),
       postgresPoolMax: flags['postgres-pool-max'],
       pubsub: flags.pubsub as 'postgres' | 'memory',
+      chat: {
+        provider: flags['chat-provider'] as 'fake' | 'openai-compat',
+        llmBaseUrl: flags['llm-base-url'],
+        llmApiKey: flags['llm-api-key'],
+        llmModel: flags['llm-model'],
+        heartbeatIntervalMs,
+        staleAfterMs,
+        fakeTokens: flags['fake-tokens'],
+        fakeTokenDelayMs,
+      },
     });
 
     const outcome = await new Promise<{ signal: string } | { fatal: Error }>((resolve) => {

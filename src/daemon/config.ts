@@ -41,3 +41,23 @@ export function positiveInt(name: string, value: number, max = 1_000_000): numbe
   if (!Number.isInteger(value) || value < 1 || value > max) throw new ConfigError(`invalid ${name} ${value}: expected a whole number from 1 to ${max}`);
   return value;
 }
+
+/** `250ms`, `2s`, `1.5m`, `1h`, or a bare number of milliseconds. */
+export function parseDuration(flag: string, value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!m) throw new ConfigError(`invalid ${flag} "${value}": expected a duration like 250ms, 30s or 10m`);
+  const ms = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 'ms']!;
+  if (ms > 24 * 3_600_000) throw new ConfigError(`invalid ${flag} "${value}": at most 24h`);
+  return Math.round(ms);
+}
+
+export function parseHttpUrl(flag: string, value: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`invalid ${flag} "${value}": expected an absolute http(s) URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`invalid ${flag} "${value}": the scheme must be http or https`);
+  return url;
+}

@@ -2,9 +2,21 @@ import type { AddressInfo } from 'node:net';
 
 import type { FastifyInstance } from 'fastify';
 
+import { resolveChatConfig, type ChatConfig, type ResolvedChatConfig } from './chat/config.js';
+import { ConfigCache } from './chat/configCache.js';
+import { createChatMetrics } from './chat/metrics.js';
+import { ChatNotifier } from './chat/notifier.js';
+import { fakeProvider } from './chat/providers/fake.js';
+import { openaiCompatProvider } from './chat/providers/openaiCompat.js';
+import { ChatService } from './chat/service.js';
+import { ChatStreams, type StreamHooks, type StreamStore } from './chat/stream.js';
+import type { TurnEndListener } from './chat/turnResult.js';
+import { ChatWorker } from './chat/worker.js';
 import { parseHttpAddress, version } from './config.js';
 import { buildApp } from './http/app.js';
+import { chatRoutes } from './http/routes/chats.js';
 import { healthRoutes } from './http/routes/health.js';
+import { streamRoutes } from './http/routes/stream.js';
 import { userRoutes } from './http/routes/users.js';
 import type { Logger } from './observability/logger.js';
 import { createMetricsRegistry, type Registry } from './observability/metrics.js';
@@ -15,7 +27,11 @@ import { createMemoryPubsub } from './pubsub/memory.js';
 import { createPostgresPubsub } from './pubsub/postgres.js';
 import type { Pubsub } from './pubsub/pubsub.js';
 import { startWatchdog, type WatchdogOptions } from './pubsub/watchdog.js';
+import { countChatsByStatus, getChatByID } from './store/chats.js';
 import { ping } from './store/health.js';
+import { getChatMessagesAfter } from './store/messages.js';
+import { lockChatConfigSeed, upsertChatProvider, upsertDefaultChatModelConfig } from './store/providers.js';
+import { getQueuedChatMessages } from './store/queue.js';
 import { authenticateToken } from './users/service.js';
 
 export interface DaemonConfig {
@@ -34,6 +50,12 @@ export interface DaemonConfig {
   pubsub?: 'postgres' | 'memory';
   /** Watchdog timing (tests); defaults: heartbeat every 15 s, trip after 5 min of silence. */
   pubsubWatchdog?: Pick<WatchdogOptions, 'periodMs' | 'timeoutMs' | 'clock'>;
+  chat?: ChatConfig;
+  /** Told about every finished turn (the push after a turn). */
+  turnEndListeners?: TurnEndListener[];
+  /** Test seams of the stream handshake and its reads. */
+  chatStreamHooks?: StreamHooks;
+  chatStreamStore?: (real: StreamStore) => StreamStore;
 }
 
 export interface Daemon {
@@ -43,6 +65,7 @@ export interface Daemon {
   registry: Registry;
   app: FastifyInstance;
   pubsub: Pubsub;
+  chats: { service: ChatService; streams: ChatStreams; worker: ChatWorker; configCache: ConfigCache };
   /** Resolves with an error when a part fails fatally (the process should exit non-zero). */
   fatal: Promise<Error>;
   /** Graceful shutdown: stop accepting, drain, close the pool, stop embedded PostgreSQL. Idempotent. */
@@ -90,15 +113,60 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     cleanups.push(() => watchdog.close());
     void watchdog.timeout.then(reportFatal);
 
+    const chatConfig = resolveChatConfig(config.chat);
+    await seedChatProvider(db, chatConfig);
+    const chatMetrics = createChatMetrics(registry, () => countChatsByStatus(db));
+    const notifier = new ChatNotifier(pubsub, chatMetrics, logger);
+    const apiKeys = new Map<string, string>(chatConfig.llmApiKey ? [[chatConfig.provider, chatConfig.llmApiKey]] : []);
+    const configCache = new ConfigCache({ db, apiKeys, disabled: chatConfig.configCacheDisabled });
+    await configCache.start(pubsub);
+    cleanups.push(() => configCache.close());
+    const realStreamStore: StreamStore = {
+      getChatByID: (id, opts) => getChatByID(db, id, opts),
+      getChatMessagesAfter: (id, afterId, limit, opts) => getChatMessagesAfter(db, id, afterId, limit, opts),
+      getQueuedChatMessages: (id, opts) => getQueuedChatMessages(db, id, opts),
+    };
+    const streams = new ChatStreams({
+      store: config.chatStreamStore?.(realStreamStore) ?? realStreamStore,
+      subscriber: pubsub,
+      logger,
+      metrics: chatMetrics,
+      controlReadTimeoutMs: chatConfig.controlReadTimeoutMs,
+      hooks: config.chatStreamHooks,
+    });
+    const worker = new ChatWorker({
+      db,
+      subscriber: pubsub,
+      notifier,
+      streams,
+      configCache,
+      providers: {
+        fake: fakeProvider({ tokens: chatConfig.fakeTokens, delayMs: chatConfig.fakeTokenDelayMs }),
+        'openai-compat': openaiCompatProvider({ timeoutMs: chatConfig.llmTimeoutMs }),
+      },
+      metrics: chatMetrics,
+      logger,
+      listeners: config.turnEndListeners ?? [],
+      config: chatConfig,
+    });
+    const chatService = new ChatService({ db, notifier, configCache, wake: () => worker.wake() });
+    const authenticate = (token: string) => authenticateToken(db, token);
+    const getChat = (id: string) => getChatByID(db, id);
+
     const app = await buildApp({
       logger,
       routes: [
         healthRoutes({ ping: (signal) => ping(db, signal), registry, buildInfo: () => ({ version }) }),
-        userRoutes((token) => authenticateToken(db, token)),
+        userRoutes(authenticate),
+        chatRoutes({ authenticate, service: chatService, getChat }),
+        streamRoutes({ authenticate, streams, getChat, backlogBytes: chatConfig.streamBacklogBytes }),
       ],
     });
     await app.listen({ host: listen.host, port: listen.port });
     cleanups.push(() => app.close());
+    // Closed before the HTTP server (cleanups run in reverse): running turns go back to pending while pubsub still works.
+    await worker.start();
+    cleanups.push(() => worker.close());
     const addr = app.server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}`;
@@ -111,6 +179,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       registry,
       app,
       pubsub,
+      chats: { service: chatService, streams, worker, configCache },
       fatal,
       close: () => (closing ??= closeAll()),
     };
@@ -118,4 +187,13 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     await closeAll();
     throw err;
   }
+}
+
+/** Makes the flags' provider and model the default; idempotent, and safe when replicas start together. */
+async function seedChatProvider(db: Database, c: ResolvedChatConfig): Promise<void> {
+  await db.tx(async (tx) => {
+    await lockChatConfigSeed(tx);
+    const provider = await upsertChatProvider(tx, c.provider, c.provider, c.provider === 'openai-compat' ? (c.llmBaseUrl ?? null) : null);
+    await upsertDefaultChatModelConfig(tx, provider.id, c.llmModel);
+  });
 }

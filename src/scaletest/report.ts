@@ -56,14 +56,8 @@ export const failureLabels: Record<FailureKind, string> = {
   interrupted: 'interrupted',
 };
 
-export interface LatencyMs {
-  count: number;
-  mean: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-}
+/** A latency summary in milliseconds. */
+export type LatencyMs = LatencySummary;
 
 export interface PoolReport {
   /** `in-process`: exact figures from the daemon's pool; `metrics`: from a remote daemon's /metrics (sampled). */

@@ -181,6 +181,13 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
       dataDir,
       postgresPoolMax: target.postgresPoolMax,
       embeddedSettings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
+      chat: {
+        provider: 'openai-compat',
+        llmBaseUrl: llm.baseUrl,
+        llmModel: 'scaletest-mock',
+        // Without the cache every turn re-reads its provider and model config, as Coder's chat daemon does.
+        configCacheDisabled: !opts.configCache,
+      },
       ...opts.daemonOverrides,
     });
     cleanups.push(() => daemon.close());

@@ -1,8 +1,7 @@
 import { render } from 'ink-testing-library';
 import { describe, expect, it } from 'vitest';
 
-import { parseDuration } from '../../src/commands/scaletest/run.js';
-import { ConfigError } from '../../src/daemon/config.js';
+import { ConfigError, parseDuration } from '../../src/daemon/config.js';
 import type { LiveProgress } from '../../src/scaletest/runner.js';
 import { progressLine, ScaletestProgress } from '../../src/tui/ScaletestProgress.js';
 

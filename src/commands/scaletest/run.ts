@@ -4,21 +4,12 @@ import { Flags, type Interfaces } from '@oclif/core';
 import { createElement } from 'react';
 
 import { BaseCommand } from '../../cli/base.js';
-import { ConfigError, parseHttpAddress, parsePostgresUrl, positiveInt } from '../../daemon/config.js';
+import { ConfigError, parseDuration, parseHttpAddress, parsePostgresUrl, positiveInt } from '../../daemon/config.js';
 import { createLogger } from '../../daemon/observability/logger.js';
 import { renderHtml } from '../../scaletest/html.js';
 import { formatText, summaryLine, type ScaletestReport } from '../../scaletest/report.js';
 import { runScaletest, ScaletestSetupError, type LiveProgress, type ScaletestOptions, type Target } from '../../scaletest/runner.js';
 import { progressLine } from '../../tui/ScaletestProgress.js';
-
-/** `250ms`, `2s`, `1.5m`, `1h`, or a bare number of milliseconds. */
-export function parseDuration(flag: string, value: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-  if (!m) throw new ConfigError(`invalid ${flag} "${value}": expected a duration like 250ms, 30s or 10m`);
-  const ms = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 'ms']!;
-  if (ms > 24 * 3_600_000) throw new ConfigError(`invalid ${flag} "${value}": at most 24h`);
-  return Math.round(ms);
-}
 
 export default class ScaletestRun extends BaseCommand {
   static override summary = 'Drive chats through a daemon and report where the database pool is spent.';

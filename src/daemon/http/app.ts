@@ -1,3 +1,4 @@
+import websocket from '@fastify/websocket';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 
 import type { Logger } from '../observability/logger.js';
@@ -22,6 +23,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   });
   installErrorHandlers(app);
+  // Client frames are never large: the streams only send.
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   for (const route of opts.routes) await app.register(route);
   return app;
 }

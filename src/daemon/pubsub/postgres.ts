@@ -54,9 +54,16 @@ export function pgListenerConnector(config: pg.ClientConfig): ConnectListener {
       gone = true;
       throw err;
     }
+    // One statement at a time: channels sync independently, and pg deprecates overlapping queries on one client.
+    let tail: Promise<unknown> = Promise.resolve();
+    const serial = (fn: () => Promise<void>): Promise<void> => {
+      const run = tail.then(fn);
+      tail = run.catch(() => undefined);
+      return run;
+    };
     return {
-      listen: (event) => listen(client, event),
-      unlisten: (event) => unlisten(client, event),
+      listen: (event) => serial(() => listen(client, event)),
+      unlisten: (event) => serial(() => unlisten(client, event)),
       async close() {
         gone = true;
         await client.end().catch(() => undefined);

@@ -6,3 +6,54 @@ export interface User {
   email: string | null;
   createdAt: Date;
 }
+
+export type ChatStatus = 'waiting' | 'pending' | 'running' | 'error';
+
+export interface Chat {
+  id: string;
+  ownerId: string;
+  title: string;
+  status: ChatStatus;
+  workerId: string | null;
+  startedAt: Date | null;
+  heartbeatAt: Date | null;
+  lastModelConfigId: string | null;
+  lastError: string | null;
+  archived: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type ChatRole = 'user' | 'assistant';
+
+export interface ChatMessage {
+  id: number;
+  chatId: string;
+  role: ChatRole;
+  content: string;
+  createdAt: Date;
+}
+
+export interface QueuedChatMessage {
+  id: number;
+  chatId: string;
+  content: string;
+  createdAt: Date;
+}
+
+export type ChatProviderType = 'fake' | 'openai-compat';
+
+export interface ChatProvider {
+  id: string;
+  name: string;
+  type: ChatProviderType;
+  baseUrl: string | null;
+  enabled: boolean;
+}
+
+export interface ChatModelConfig {
+  id: string;
+  providerId: string;
+  model: string;
+  isDefault: boolean;
+}

@@ -1,0 +1,87 @@
+import type { Chat, ChatMessage, ChatStatus, QueuedChatMessage } from '../store/types.js';
+
+/** The JSON shapes of the chat API and its stream (DESIGN §4). */
+export interface ChatJson {
+  id: string;
+  owner_id: string;
+  title: string;
+  status: ChatStatus;
+  last_error: string | null;
+  last_model_config_id: string | null;
+  archived: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface MessageJson {
+  id: number;
+  chat_id: string;
+  role: 'user' | 'assistant';
+  content: string;
+  created_at: string;
+}
+
+export interface QueuedJson {
+  id: number;
+  content: string;
+  created_at: string;
+}
+
+export type StreamEvent =
+  | { type: 'status'; status: ChatStatus; last_error: string | null }
+  | { type: 'message'; message: MessageJson }
+  | { type: 'message_part'; text: string }
+  | { type: 'queue_update'; queued: QueuedJson[] }
+  | { type: 'error'; message: string };
+
+export const chatJson = (c: Chat): ChatJson => ({
+  id: c.id,
+  owner_id: c.ownerId,
+  title: c.title,
+  status: c.status,
+  last_error: c.lastError,
+  last_model_config_id: c.lastModelConfigId,
+  archived: c.archived,
+  created_at: c.createdAt.toISOString(),
+  updated_at: c.updatedAt.toISOString(),
+});
+
+export const messageJson = (m: ChatMessage): MessageJson => ({
+  id: m.id,
+  chat_id: m.chatId,
+  role: m.role,
+  content: m.content,
+  created_at: m.createdAt.toISOString(),
+});
+
+export const queuedJson = (q: QueuedChatMessage): QueuedJson => ({ id: q.id, content: q.content, created_at: q.createdAt.toISOString() });
+
+export const statusEvent = (c: Pick<Chat, 'status' | 'lastError'>): StreamEvent => ({ type: 'status', status: c.status, last_error: c.lastError });
+
+/**
+ * What travels on `chat:stream:<id>`: small enough for NOTIFY whatever the chat holds. Replicas turn it into events,
+ * reading messages and the queue themselves.
+ */
+export interface StreamNotice {
+  status?: ChatStatus;
+  last_error?: string | null;
+  /** The newest persisted message: subscribers behind it catch up. */
+  after_message_id?: number;
+  worker_id?: string | null;
+  /** The queue changed; re-read it. */
+  queue_update?: true;
+  error?: string;
+}
+
+/** On `chat:owner:<user>`: what the owner's chat list needs to stay live. */
+export interface OwnerEvent {
+  kind: 'created' | 'status' | 'archived';
+  chat: ChatJson;
+}
+
+export const streamChannel = (chatId: string) => `chat:stream:${chatId}`;
+export const ownerChannel = (userId: string) => `chat:owner:${userId}`;
+/** A chat became pending: workers on every replica try to claim it. Payload: the chat id. */
+export const pendingChannel = 'chat:pending';
+/** Stop the turn of the chat in the payload, wherever it runs. */
+export const interruptChannel = 'chat:interrupt';

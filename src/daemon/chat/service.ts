@@ -1,0 +1,99 @@
+import type { Database } from '../postgres/pool.js';
+import { archiveChat, insertChat, listChatsByOwner, lockChatByID, setChatStatus } from '../store/chats.js';
+import { getChatMessagesAfter, insertChatMessage } from '../store/messages.js';
+import { insertQueuedChatMessage } from '../store/queue.js';
+import type { Chat, ChatMessage, QueuedChatMessage, User } from '../store/types.js';
+import type { ConfigCache } from './configCache.js';
+import type { ChatNotifier } from './notifier.js';
+
+/** Messages a running chat may hold in its queue. */
+export const maxQueuedMessages = 20;
+
+export class QueueFullError extends Error {}
+/** The chat vanished between the caller's read and the change (deleted with its owner). */
+export class ChatGoneError extends Error {}
+
+export type SendResult = { queued: false; message: ChatMessage; chat: Chat } | { queued: true; queuedMessage: QueuedChatMessage; chat: Chat };
+
+export interface ChatServiceOptions {
+  db: Database;
+  notifier: ChatNotifier;
+  configCache: Pick<ConfigCache, 'resolve'>;
+  /** Wakes this replica's worker at once; other replicas hear `chat:pending`. */
+  wake: () => void;
+}
+
+const titleFrom = (message: string) => {
+  const line = message.trim().split('\n', 1)[0]!.trim();
+  return line.length > 80 ? `${line.slice(0, 79)}…` : line || 'New chat';
+};
+
+/** What users do to chats: create, send, interrupt, archive. Authorization is the caller's (the HTTP layer's). */
+export class ChatService {
+  constructor(private readonly opts: ChatServiceOptions) {}
+
+  async create(owner: User, input: { message: string; title?: string; modelConfigId?: string }): Promise<Chat> {
+    // Resolving through the cache proves the model config exists and its provider is enabled.
+    if (input.modelConfigId) await this.opts.configCache.resolve(input.modelConfigId);
+    const chat = await this.opts.db.tx(async (tx) => {
+      const c = await insertChat(tx, owner.id, input.title?.trim() || titleFrom(input.message), input.modelConfigId ?? null);
+      await insertChatMessage(tx, c.id, 'user', input.message);
+      return c;
+    });
+    this.opts.wake();
+    await Promise.all([this.opts.notifier.pending(chat.id), this.opts.notifier.owner('created', chat)]);
+    return chat;
+  }
+
+  list(owner: User, afterId: string | null, limit: number): Promise<Chat[]> {
+    return listChatsByOwner(this.opts.db, owner.id, afterId, limit);
+  }
+
+  messages(chat: Chat, afterId: number, limit: number): Promise<ChatMessage[]> {
+    return getChatMessagesAfter(this.opts.db, chat.id, afterId, limit);
+  }
+
+  /** Queues the message while a turn is running or about to (409 past the limit), else starts a turn with it. */
+  async send(chat: Chat, content: string): Promise<SendResult> {
+    const result = await this.opts.db.tx(async (tx): Promise<SendResult> => {
+      const locked = await lockChatByID(tx, chat.id);
+      if (!locked) throw new ChatGoneError(`chat ${chat.id} is gone`);
+      if (locked.status === 'running' || locked.status === 'pending') {
+        const queuedMessage = await insertQueuedChatMessage(tx, chat.id, content, maxQueuedMessages);
+        if (!queuedMessage) throw new QueueFullError(`chat ${chat.id} already has ${maxQueuedMessages} queued messages`);
+        return { queued: true, queuedMessage, chat: locked };
+      }
+      const message = await insertChatMessage(tx, chat.id, 'user', content);
+      return { queued: false, message, chat: await setChatStatus(tx, chat.id, 'pending', null) };
+    });
+    const { notifier } = this.opts;
+    if (result.queued) {
+      await notifier.stream(chat.id, { queue_update: true });
+    } else {
+      this.opts.wake();
+      await Promise.all([notifier.status(result.chat, { after_message_id: result.message.id }), notifier.pending(chat.id)]);
+    }
+    return result;
+  }
+
+  /** Stops the running turn wherever it runs; the chat waits for the next message. Queued messages stay queued. */
+  async interrupt(chat: Chat): Promise<Chat> {
+    const { changed, chat: after } = await this.opts.db.tx(async (tx) => {
+      const locked = await lockChatByID(tx, chat.id);
+      if (!locked) throw new ChatGoneError(`chat ${chat.id} is gone`);
+      if (locked.status !== 'running' && locked.status !== 'pending') return { changed: false, chat: locked };
+      return { changed: true, chat: await setChatStatus(tx, chat.id, 'waiting', null) };
+    });
+    if (changed) await Promise.all([this.opts.notifier.interrupt(chat.id), this.opts.notifier.status(after)]);
+    return after;
+  }
+
+  async archive(chat: Chat): Promise<Chat> {
+    const after = await archiveChat(this.opts.db, chat.id);
+    if (!after) throw new ChatGoneError(`chat ${chat.id} is gone`);
+    // An archived chat runs no turn: stop one wherever it runs (a no-op when idle).
+    const { notifier } = this.opts;
+    await Promise.all([notifier.owner('archived', after), notifier.interrupt(chat.id), notifier.stream(chat.id, { status: after.status, last_error: after.lastError })]);
+    return after;
+  }
+}

@@ -1,0 +1,234 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
+
+import type { Logger } from '../observability/logger.js';
+import type { Database } from '../postgres/pool.js';
+import type { Cancel, Subscriber } from '../pubsub/pubsub.js';
+import { acquirePendingChat, heartbeatChats, lockChatByID, recoverStaleChats, releaseWorkerChats, setChatStatus } from '../store/chats.js';
+import { getRecentChatMessages, insertChatMessage } from '../store/messages.js';
+import { popQueuedChatMessage } from '../store/queue.js';
+import type { Chat, ChatProviderType } from '../store/types.js';
+import type { ResolvedChatConfig } from './config.js';
+import { ModelResolutionError, type ConfigCache } from './configCache.js';
+import { interruptChannel, pendingChannel } from './events.js';
+import type { ChatMetrics } from './metrics.js';
+import type { ChatNotifier } from './notifier.js';
+import { ProviderError, type ModelProvider } from './providers/provider.js';
+import type { ChatStreams } from './stream.js';
+import type { ResolvedModel, TurnEndListener, TurnResult } from './turnResult.js';
+
+/** Messages of history a turn sends to the model. */
+const historyLimit = 50;
+
+/** Why a turn was stopped from outside. */
+class TurnStop extends Error {
+  constructor(readonly why: 'interrupted' | 'lost' | 'shutdown') {
+    super(`turn stopped: ${why}`);
+  }
+}
+
+export interface ChatWorkerOptions {
+  db: Database;
+  subscriber: Subscriber;
+  notifier: ChatNotifier;
+  streams: Pick<ChatStreams, 'beginTurn' | 'publishPart' | 'endTurn'>;
+  configCache: Pick<ConfigCache, 'resolve'>;
+  providers: Record<ChatProviderType, ModelProvider>;
+  metrics: ChatMetrics;
+  logger: Logger;
+  listeners: readonly TurnEndListener[];
+  config: Pick<ResolvedChatConfig, 'heartbeatIntervalMs' | 'staleAfterMs' | 'pollIntervalMs' | 'maxConcurrentTurns'>;
+}
+
+/**
+ * Claims pending chats and runs their turns. Woken at once by local sends and by `chat:pending` from other
+ * replicas, with a poll as the fallback; heartbeats its running chats and returns stale ones of dead replicas to
+ * `pending`.
+ */
+export class ChatWorker {
+  readonly id = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  private readonly turns = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  private claiming = false;
+  private again = false;
+  private closed = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly cancels: Cancel[] = [];
+  private readonly log: Logger;
+
+  constructor(private readonly opts: ChatWorkerOptions) {
+    this.log = opts.logger.child({ component: 'chat-worker', workerId: this.id });
+  }
+
+  async start(): Promise<void> {
+    const { subscriber, config } = this.opts;
+    this.cancels.push(await subscriber.subscribe(pendingChannel, () => this.wake()));
+    this.cancels.push(
+      await subscriber.subscribe(interruptChannel, (payload) => this.stop(payload.toString(), 'interrupted')),
+    );
+    const every = (ms: number, fn: () => void) => this.timers.push(setInterval(fn, ms).unref());
+    every(config.pollIntervalMs, () => this.wake());
+    every(config.heartbeatIntervalMs, () => void this.heartbeat());
+    every(Math.min(config.heartbeatIntervalMs, config.staleAfterMs), () => void this.recoverStale());
+    this.wake();
+  }
+
+  /** Claims what is pending now; calls while a claim loop runs make it go round once more. */
+  wake(): void {
+    if (this.closed) return;
+    if (this.claiming) {
+      this.again = true;
+      return;
+    }
+    this.claiming = true;
+    void this.claimLoop().finally(() => (this.claiming = false));
+  }
+
+  /** Turns running on this replica now. */
+  runningTurns(): number {
+    return this.turns.size;
+  }
+
+  /** Stops claiming, stops running turns and hands their chats back as `pending` for any replica. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    await Promise.all(this.cancels.map((c) => c()));
+    for (const chatId of this.turns.keys()) this.stop(chatId, 'shutdown');
+    await Promise.all([...this.turns.values()].map((t) => t.done));
+    const released = await releaseWorkerChats(this.opts.db, this.id);
+    await Promise.all(released.map((chat) => Promise.all([this.opts.notifier.status(chat), this.opts.notifier.pending(chat.id)])));
+    if (released.length > 0) this.log.info({ chats: released.length }, 'chat worker: running chats returned to pending');
+  }
+
+  private stop(chatId: string, why: TurnStop['why']): void {
+    const turn = this.turns.get(chatId);
+    if (turn && !turn.abort.signal.aborted) turn.abort.abort(new TurnStop(why));
+  }
+
+  private async claimLoop(): Promise<void> {
+    try {
+      do {
+        this.again = false;
+        while (!this.closed && this.turns.size < this.opts.config.maxConcurrentTurns) {
+          const chat = await acquirePendingChat(this.opts.db, this.id);
+          if (!chat) break;
+          this.startTurn(chat);
+        }
+      } while (this.again && !this.closed);
+    } catch (err) {
+      if (!this.closed) this.log.warn({ err }, 'chat worker: claiming pending chats failed; retrying on the next wake');
+    }
+  }
+
+  private startTurn(chat: Chat): void {
+    const abort = new AbortController();
+    const done = this.runTurn(chat, abort.signal)
+      .catch((err: unknown) => this.log.error({ err, chatId: chat.id }, 'chat worker: turn failed unexpectedly'))
+      .finally(() => this.turns.delete(chat.id));
+    this.turns.set(chat.id, { abort, done });
+  }
+
+  private async runTurn(chat: Chat, signal: AbortSignal): Promise<void> {
+    const { db, notifier, streams, metrics } = this.opts;
+    const started = performance.now();
+    streams.beginTurn(chat.id);
+    void notifier.status(chat, { worker_id: this.id });
+    let model: ResolvedModel | undefined;
+    let text: string | undefined;
+    let error: string | undefined;
+    try {
+      model = await this.opts.configCache.resolve(chat.lastModelConfigId);
+      const history = await getRecentChatMessages(db, chat.id, historyLimit);
+      text = await this.opts.providers[model.providerType].complete({
+        model,
+        messages: history.map((m) => ({ role: m.role, content: m.content })),
+        signal,
+        onPart: (part) => streams.publishPart(chat.id, part),
+      });
+    } catch (err) {
+      if (signal.aborted && signal.reason instanceof TurnStop) {
+        streams.endTurn(chat.id);
+        // Interrupt and archive already set the chat's status; shutdown releases it in bulk; a lost claim is another replica's.
+        this.ended({ chat, model, outcome: signal.reason.why === 'interrupted' ? 'interrupted' : 'abandoned' });
+        return;
+      }
+      error = err instanceof ProviderError || err instanceof ModelResolutionError ? err.message : 'the model call failed';
+      if (!(err instanceof ProviderError || err instanceof ModelResolutionError)) this.log.warn({ err, chatId: chat.id }, 'chat worker: model call failed');
+    }
+
+    const end = await db.tx(async (tx) => {
+      const locked = await lockChatByID(tx, chat.id);
+      // Interrupted, archived or taken over while the model ran: the chat is no longer this turn's to end.
+      if (!locked || locked.status !== 'running' || locked.workerId !== this.id) return undefined;
+      let lastMessageId = text !== undefined ? (await insertChatMessage(tx, chat.id, 'assistant', text)).id : undefined;
+      const next = error === undefined ? await popQueuedChatMessage(tx, chat.id) : undefined;
+      if (next) lastMessageId = (await insertChatMessage(tx, chat.id, 'user', next.content)).id;
+      const after = await setChatStatus(tx, chat.id, next ? 'pending' : error !== undefined ? 'error' : 'waiting', error ?? null);
+      return { after, lastMessageId, promoted: next !== undefined };
+    });
+    streams.endTurn(chat.id);
+    metrics.turns.inc();
+    metrics.turnDuration.observe((performance.now() - started) / 1000);
+    if (!end) {
+      this.ended({ chat, model, outcome: 'abandoned' });
+      return;
+    }
+    if (error !== undefined) metrics.turnsFailed.inc();
+    const { after, lastMessageId, promoted } = end;
+    await notifier.status(after, { ...(lastMessageId !== undefined ? { after_message_id: lastMessageId } : {}), ...(promoted ? { queue_update: true } : {}) });
+    if (promoted) {
+      this.wake();
+      await notifier.pending(chat.id);
+      // The agent goes on with the queued message: the owner hears when the chat finally waits.
+      return;
+    }
+    this.ended({ chat: after, model, outcome: error !== undefined ? 'error' : 'waiting', finalText: text, lastError: error });
+  }
+
+  private ended(r: { chat: Chat; model: ResolvedModel | undefined; outcome: TurnResult['outcome']; finalText?: string; lastError?: string }): void {
+    // A turn that failed before resolving its model has nothing to push about it beyond its error.
+    const model: ResolvedModel = r.model ?? { providerId: '', providerType: 'fake', modelConfigId: r.chat.lastModelConfigId ?? '', model: '' };
+    const result: TurnResult = {
+      chatId: r.chat.id,
+      ownerId: r.chat.ownerId,
+      title: r.chat.title,
+      outcome: r.outcome,
+      model,
+      ...(r.finalText !== undefined ? { finalText: r.finalText } : {}),
+      ...(r.lastError !== undefined ? { lastError: r.lastError } : {}),
+    };
+    for (const listener of this.opts.listeners) {
+      try {
+        listener.turnEnded(result);
+      } catch (err) {
+        this.log.error({ err, chatId: r.chat.id }, 'chat worker: a turn-end listener threw');
+      }
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    const ids = [...this.turns.keys()];
+    if (ids.length === 0 || this.closed) return;
+    try {
+      const owned = await heartbeatChats(this.opts.db, this.id, ids);
+      for (const id of ids) if (!owned.has(id)) this.stop(id, 'lost');
+    } catch (err) {
+      this.log.warn({ err }, 'chat worker: heartbeat failed');
+    }
+  }
+
+  private async recoverStale(): Promise<void> {
+    if (this.closed) return;
+    try {
+      const recovered = await recoverStaleChats(this.opts.db, this.opts.config.staleAfterMs / 1000);
+      if (recovered.length === 0) return;
+      this.log.warn({ chats: recovered.map((c) => c.id) }, 'chat worker: chats of a silent replica returned to pending');
+      this.wake();
+      await Promise.all(recovered.map((chat) => Promise.all([this.opts.notifier.status(chat), this.opts.notifier.pending(chat.id)])));
+    } catch (err) {
+      if (!this.closed) this.log.warn({ err }, 'chat worker: stale-turn recovery failed');
+    }
+  }
+}

@@ -1,0 +1,150 @@
+import type { FastifyPluginAsync, FastifyRequest, preHandlerHookHandler } from 'fastify';
+
+import { ModelResolutionError } from '../../chat/configCache.js';
+import { chatJson, messageJson, queuedJson } from '../../chat/events.js';
+import { ChatGoneError, QueueFullError, type ChatService } from '../../chat/service.js';
+import type { Chat } from '../../store/types.js';
+import { requireAuth, type Authenticator } from '../auth.js';
+import { HttpError, notFound } from '../errors.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by `loadChat` on `/chats/:chat` routes: the caller's own chat. */
+    chat: Chat;
+  }
+}
+
+export interface ChatRouteOptions {
+  authenticate: Authenticator;
+  service: ChatService;
+  getChat: (id: string) => Promise<Chat | undefined>;
+}
+
+export const chatParams = {
+  type: 'object',
+  properties: { chat: { type: 'string', format: 'uuid' } },
+  required: ['chat'],
+} as const;
+
+/** Loads the chat once per request and authorizes it: another user's chat is indistinguishable from none. */
+export function loadChat(getChat: ChatRouteOptions['getChat']): preHandlerHookHandler {
+  return async (req: FastifyRequest) => {
+    const { chat: id } = req.params as { chat: string };
+    const chat = await getChat(id);
+    if (!chat || chat.ownerId !== req.user.id) throw notFound('chat');
+    req.chat = chat;
+  };
+}
+
+function mapServiceError(err: unknown): never {
+  if (err instanceof QueueFullError) throw new HttpError(409, 'the chat queue is full', err.message);
+  if (err instanceof ModelResolutionError) throw new HttpError(400, 'invalid model_config_id', err.message);
+  if (err instanceof ChatGoneError) throw notFound('chat');
+  throw err;
+}
+
+const notArchived = (chat: Chat) => {
+  if (chat.archived) throw new HttpError(409, 'the chat is archived');
+};
+
+export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
+  const { service } = opts;
+  return async (app) => {
+    app.addHook('onRequest', requireAuth(opts.authenticate));
+    const withChat = { preHandler: loadChat(opts.getChat) };
+
+    app.post(
+      '/api/experimental/chats',
+      {
+        schema: {
+          body: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['message'],
+            properties: {
+              message: { type: 'string', minLength: 1, maxLength: 100_000 },
+              title: { type: 'string', maxLength: 200 },
+              model_config_id: { type: 'string', format: 'uuid' },
+            },
+          },
+        },
+      },
+      async (req, reply) => {
+        const body = req.body as { message: string; title?: string; model_config_id?: string };
+        const chat = await service
+          .create(req.user, { message: body.message, title: body.title, modelConfigId: body.model_config_id })
+          .catch(mapServiceError);
+        return reply.status(201).send(chatJson(chat));
+      },
+    );
+
+    app.get(
+      '/api/experimental/chats',
+      {
+        schema: {
+          querystring: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { limit: { type: 'integer', minimum: 1, maximum: 100, default: 50 }, after_id: { type: 'string', format: 'uuid' } },
+          },
+        },
+      },
+      async (req) => {
+        const q = req.query as { limit: number; after_id?: string };
+        const chats = await service.list(req.user, q.after_id ?? null, q.limit);
+        return { chats: chats.map(chatJson) };
+      },
+    );
+
+    app.get('/api/experimental/chats/:chat', { schema: { params: chatParams }, ...withChat }, async (req) => chatJson(req.chat));
+
+    app.get(
+      '/api/experimental/chats/:chat/messages',
+      {
+        schema: {
+          params: chatParams,
+          querystring: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              after_id: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 },
+              limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+            },
+          },
+        },
+        ...withChat,
+      },
+      async (req) => {
+        const q = req.query as { after_id: number; limit: number };
+        return { messages: (await service.messages(req.chat, q.after_id, q.limit)).map(messageJson) };
+      },
+    );
+
+    app.post(
+      '/api/experimental/chats/:chat/messages',
+      {
+        schema: {
+          params: chatParams,
+          body: { type: 'object', additionalProperties: false, required: ['content'], properties: { content: { type: 'string', minLength: 1, maxLength: 100_000 } } },
+        },
+        ...withChat,
+      },
+      async (req, reply) => {
+        notArchived(req.chat);
+        const result = await service.send(req.chat, (req.body as { content: string }).content).catch(mapServiceError);
+        if (result.queued) return reply.status(202).send({ queued: true, queued_message: queuedJson(result.queuedMessage), chat: chatJson(result.chat) });
+        return reply.status(201).send({ queued: false, message: messageJson(result.message), chat: chatJson(result.chat) });
+      },
+    );
+
+    app.post('/api/experimental/chats/:chat/interrupt', { schema: { params: chatParams }, ...withChat }, async (req) => {
+      notArchived(req.chat);
+      return chatJson(await service.interrupt(req.chat).catch(mapServiceError));
+    });
+
+    app.delete('/api/experimental/chats/:chat', { schema: { params: chatParams }, ...withChat }, async (req, reply) => {
+      await service.archive(req.chat).catch(mapServiceError);
+      return reply.status(204).send();
+    });
+  };
+}

@@ -1,0 +1,155 @@
+import { namedQuery, type QueryOptions, type Queryable } from '../postgres/pool.js';
+import type { Chat, ChatStatus } from './types.js';
+
+interface ChatRow {
+  id: string;
+  owner_id: string;
+  title: string;
+  status: ChatStatus;
+  worker_id: string | null;
+  started_at: Date | null;
+  heartbeat_at: Date | null;
+  last_model_config_id: string | null;
+  last_error: string | null;
+  archived: boolean;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const chatColumns =
+  'id, owner_id, title, status, worker_id, started_at, heartbeat_at, last_model_config_id, last_error, archived, created_at, updated_at';
+
+export const toChat = (r: ChatRow): Chat => ({
+  id: r.id,
+  ownerId: r.owner_id,
+  title: r.title,
+  status: r.status,
+  workerId: r.worker_id,
+  startedAt: r.started_at,
+  heartbeatAt: r.heartbeat_at,
+  lastModelConfigId: r.last_model_config_id,
+  lastError: r.last_error,
+  archived: r.archived,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+const insertChatQ = namedQuery(
+  'insertChat',
+  `INSERT INTO chats (owner_id, title, status, last_model_config_id) VALUES ($1, $2, 'pending', $3) RETURNING ${chatColumns}`,
+);
+
+export async function insertChat(db: Queryable, ownerId: string, title: string, modelConfigId: string | null): Promise<Chat> {
+  const { rows } = await db.query<ChatRow>(insertChatQ, [ownerId, title, modelConfigId]);
+  return toChat(rows[0]!);
+}
+
+const getChatByIDQ = namedQuery('getChatByID', `SELECT ${chatColumns} FROM chats WHERE id = $1`);
+
+export async function getChatByID(db: Queryable, id: string, opts?: QueryOptions): Promise<Chat | undefined> {
+  const { rows } = await db.query<ChatRow>(getChatByIDQ, [id], opts);
+  return rows[0] && toChat(rows[0]);
+}
+
+const lockChatByIDQ = namedQuery('lockChatByID', `SELECT ${chatColumns} FROM chats WHERE id = $1 FOR UPDATE`);
+
+/** Inside a transaction: the chat row, locked until commit. */
+export async function lockChatByID(tx: Queryable, id: string): Promise<Chat | undefined> {
+  const { rows } = await tx.query<ChatRow>(lockChatByIDQ, [id]);
+  return rows[0] && toChat(rows[0]);
+}
+
+// Keyset pagination: newest first, after the chat named by the cursor.
+const listChatsByOwnerQ = namedQuery(
+  'listChatsByOwner',
+  `SELECT ${chatColumns} FROM chats
+    WHERE owner_id = $1 AND NOT archived
+      AND ($2::uuid IS NULL OR (created_at, id) < (SELECT created_at, id FROM chats WHERE id = $2 AND owner_id = $1))
+    ORDER BY created_at DESC, id DESC
+    LIMIT $3`,
+);
+
+export async function listChatsByOwner(db: Queryable, ownerId: string, afterId: string | null, limit: number): Promise<Chat[]> {
+  const { rows } = await db.query<ChatRow>(listChatsByOwnerQ, [ownerId, afterId, limit]);
+  return rows.map(toChat);
+}
+
+const setChatStatusQ = namedQuery(
+  'setChatStatus',
+  `UPDATE chats SET status = $2, last_error = $3, worker_id = NULL, updated_at = now() WHERE id = $1 RETURNING ${chatColumns}`,
+);
+
+/** Inside the transaction that holds the row lock: the next status, clearing the worker. */
+export async function setChatStatus(tx: Queryable, id: string, status: ChatStatus, lastError: string | null): Promise<Chat> {
+  const { rows } = await tx.query<ChatRow>(setChatStatusQ, [id, status, lastError]);
+  return toChat(rows[0]!);
+}
+
+// SKIP LOCKED: replicas claiming at once each take a different chat instead of queueing on one row.
+const acquirePendingChatQ = namedQuery(
+  'acquirePendingChat',
+  `UPDATE chats SET status = 'running', worker_id = $1, started_at = now(), heartbeat_at = now(), last_error = NULL, updated_at = now()
+    WHERE id = (SELECT id FROM chats WHERE status = 'pending' AND NOT archived ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING ${chatColumns}`,
+);
+
+export async function acquirePendingChat(db: Queryable, workerId: string): Promise<Chat | undefined> {
+  const { rows } = await db.query<ChatRow>(acquirePendingChatQ, [workerId]);
+  return rows[0] && toChat(rows[0]);
+}
+
+const heartbeatChatsQ = namedQuery(
+  'heartbeatChats',
+  `UPDATE chats SET heartbeat_at = now() WHERE id = ANY($2::uuid[]) AND worker_id = $1 AND status = 'running' RETURNING id`,
+);
+
+/** Refreshes the heartbeat of the chats this worker still runs and returns their ids: a missing id was taken away. */
+export async function heartbeatChats(db: Queryable, workerId: string, ids: string[]): Promise<Set<string>> {
+  const { rows } = await db.query<{ id: string }>(heartbeatChatsQ, [workerId, ids]);
+  return new Set(rows.map((r) => r.id));
+}
+
+const recoverStaleChatsQ = namedQuery(
+  'recoverStaleChats',
+  `UPDATE chats SET status = 'pending', worker_id = NULL, updated_at = now()
+    WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => $1)
+    RETURNING ${chatColumns}`,
+);
+
+/** Chats left `running` by a replica whose heartbeat stopped go back to `pending`. */
+export async function recoverStaleChats(db: Queryable, staleAfterSeconds: number): Promise<Chat[]> {
+  const { rows } = await db.query<ChatRow>(recoverStaleChatsQ, [staleAfterSeconds]);
+  return rows.map(toChat);
+}
+
+const releaseWorkerChatsQ = namedQuery(
+  'releaseWorkerChats',
+  `UPDATE chats SET status = 'pending', worker_id = NULL, updated_at = now()
+    WHERE worker_id = $1 AND status = 'running'
+    RETURNING ${chatColumns}`,
+);
+
+/** On shutdown: the worker's running chats go back to `pending` for another replica. */
+export async function releaseWorkerChats(db: Queryable, workerId: string): Promise<Chat[]> {
+  const { rows } = await db.query<ChatRow>(releaseWorkerChatsQ, [workerId]);
+  return rows.map(toChat);
+}
+
+const archiveChatQ = namedQuery(
+  'archiveChat',
+  `UPDATE chats SET archived = true, status = CASE WHEN status IN ('running', 'pending') THEN 'waiting' ELSE status END,
+          worker_id = NULL, updated_at = now()
+    WHERE id = $1 RETURNING ${chatColumns}`,
+);
+
+export async function archiveChat(db: Queryable, id: string): Promise<Chat | undefined> {
+  const { rows } = await db.query<ChatRow>(archiveChatQ, [id]);
+  return rows[0] && toChat(rows[0]);
+}
+
+const countChatsByStatusQ = namedQuery('countChatsByStatus', 'SELECT status, count(*)::int AS n FROM chats WHERE NOT archived GROUP BY status');
+
+export async function countChatsByStatus(db: Queryable): Promise<Record<string, number>> {
+  const { rows } = await db.query<{ status: string; n: number }>(countChatsByStatusQ);
+  return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+}
