@@ -5,6 +5,7 @@ import { ConfigError, parseDuration, parseHttpAddress, parseHttpUrl, parsePostgr
 import { startDaemon } from '../daemon/index.js';
 import { createLogger, type LogFormat } from '../daemon/observability/logger.js';
 import { defaultDataDir } from '../daemon/postgres/embedded.js';
+import { normalizeSubject } from '../daemon/webpush/vapid.js';
 
 export default class Server extends BaseCommand {
   static override description =
@@ -38,6 +39,17 @@ export default class Server extends BaseCommand {
     'llm-model': Flags.string({ description: 'The default model name. [default: fake-model, or gpt-4o-mini for openai-compat]', env: 'CODER_LITE_LLM_MODEL' }),
     'fake-tokens': Flags.integer({ description: 'fake provider: pieces per reply.', default: 8, env: 'CODER_LITE_FAKE_TOKENS' }),
     'fake-token-delay': Flags.string({ description: 'fake provider: delay before each piece.', default: '20ms', env: 'CODER_LITE_FAKE_TOKEN_DELAY' }),
+    webpush: Flags.boolean({ description: 'Web Push notifications after chat turns; --no-webpush turns the API off.', default: true, allowNo: true, env: 'CODER_LITE_WEBPUSH' }),
+    'webpush-subject': Flags.string({
+      description: 'The VAPID subject push services may contact: an https: URL or an e-mail (mailto: is added). [default: the access URL when https]',
+      env: 'CODER_LITE_WEBPUSH_SUBJECT',
+    }),
+    'webpush-allow-insecure-endpoints': Flags.boolean({
+      description: 'Development only: accept http and loopback/private push endpoints.',
+      default: false,
+      env: 'CODER_LITE_WEBPUSH_ALLOW_INSECURE_ENDPOINTS',
+    }),
+    'access-url': Flags.string({ description: 'The URL users reach this daemon at. [default: the listen URL]', env: 'CODER_LITE_ACCESS_URL' }),
     'chat-heartbeat-interval': Flags.string({ description: 'How often running turns heartbeat.', default: '30s', hidden: true }),
     'chat-stale-after': Flags.string({ description: 'A running chat with an older heartbeat returns to pending.', default: '5m', hidden: true }),
   };
@@ -58,6 +70,14 @@ export default class Server extends BaseCommand {
       heartbeatIntervalMs = parseDuration('--chat-heartbeat-interval', flags['chat-heartbeat-interval']);
       staleAfterMs = parseDuration('--chat-stale-after', flags['chat-stale-after']);
       fakeTokenDelayMs = parseDuration('--fake-token-delay', flags['fake-token-delay']);
+      if (flags['access-url']) parseHttpUrl('--access-url', flags['access-url']);
+      if (flags['webpush-subject']) {
+        try {
+          normalizeSubject(flags['webpush-subject']);
+        } catch (err) {
+          throw new ConfigError((err as Error).message);
+        }
+      }
       positiveInt('--fake-tokens', flags['fake-tokens'], 1_000_000);
     } catch (err) {
       if (err instanceof ConfigError) this.usageError(err.message);
@@ -80,6 +100,12 @@ export default class Server extends BaseCommand {
         staleAfterMs,
         fakeTokens: flags['fake-tokens'],
         fakeTokenDelayMs,
+      },
+      accessUrl: flags['access-url'],
+      webpush: {
+        enabled: flags.webpush,
+        subject: flags['webpush-subject'],
+        allowInsecureEndpoints: flags['webpush-allow-insecure-endpoints'],
       },
     });
 

@@ -18,6 +18,7 @@ import { chatRoutes } from './http/routes/chats.js';
 import { healthRoutes } from './http/routes/health.js';
 import { streamRoutes } from './http/routes/stream.js';
 import { userRoutes } from './http/routes/users.js';
+import { webpushRoutes } from './http/routes/webpush.js';
 import type { Logger } from './observability/logger.js';
 import { createMetricsRegistry, type Registry } from './observability/metrics.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './postgres/embedded.js';
@@ -32,7 +33,16 @@ import { ping } from './store/health.js';
 import { getChatMessagesAfter } from './store/messages.js';
 import { lockChatConfigSeed, upsertChatProvider, upsertDefaultChatModelConfig } from './store/providers.js';
 import { getQueuedChatMessages } from './store/queue.js';
+import { deleteWebpushSubscriptionsByIDs, getWebpushSubscriptionsByUserID, markWebpushSubscriptionsSucceeded } from './store/webpush.js';
 import { authenticateToken } from './users/service.js';
+import { coderLikeTurnReads } from './webpush/coderLikeReads.js';
+import type { WebpushConfig } from './webpush/config.js';
+import { PushDispatcher } from './webpush/dispatcher.js';
+import { createWebpushMetrics } from './webpush/metrics.js';
+import { WebpushService } from './webpush/service.js';
+import { SubscriptionCache } from './webpush/subscriptionCache.js';
+import { TurnPush } from './webpush/turnPush.js';
+import { normalizeSubject, VapidKeyHolder, VapidTokenCache } from './webpush/vapid.js';
 
 export interface DaemonConfig {
   logger: Logger;
@@ -56,6 +66,9 @@ export interface DaemonConfig {
   /** Test seams of the stream handshake and its reads. */
   chatStreamHooks?: StreamHooks;
   chatStreamStore?: (real: StreamStore) => StreamStore;
+  webpush?: WebpushConfig;
+  /** The URL users reach the daemon at; defaults to the listen URL. */
+  accessUrl?: string;
 }
 
 export interface Daemon {
@@ -66,6 +79,8 @@ export interface Daemon {
   app: FastifyInstance;
   pubsub: Pubsub;
   chats: { service: ChatService; streams: ChatStreams; worker: ChatWorker; configCache: ConfigCache };
+  /** Absent when Web Push is off. */
+  webpush?: { service: WebpushService; vapid: VapidKeyHolder; turnPush: TurnPush };
   /** Resolves with an error when a part fails fatally (the process should exit non-zero). */
   fatal: Promise<Error>;
   /** Graceful shutdown: stop accepting, drain, close the pool, stop embedded PostgreSQL. Idempotent. */
@@ -113,6 +128,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     cleanups.push(() => watchdog.close());
     void watchdog.timeout.then(reportFatal);
 
+    const webpush = config.webpush?.enabled === false ? undefined : await startWebpush(config, db, pubsub, registry, cleanups);
     const chatConfig = resolveChatConfig(config.chat);
     await seedChatProvider(db, chatConfig);
     const chatMetrics = createChatMetrics(registry, () => countChatsByStatus(db));
@@ -146,7 +162,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       },
       metrics: chatMetrics,
       logger,
-      listeners: config.turnEndListeners ?? [],
+      listeners: [...(config.turnEndListeners ?? []), ...(webpush ? [webpush.turnPush] : [])],
       config: chatConfig,
     });
     const chatService = new ChatService({ db, notifier, configCache, wake: () => worker.wake() });
@@ -156,10 +172,15 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     const app = await buildApp({
       logger,
       routes: [
-        healthRoutes({ ping: (signal) => ping(db, signal), registry, buildInfo: () => ({ version }) }),
+        healthRoutes({
+          ping: (signal) => ping(db, signal),
+          registry,
+          buildInfo: () => ({ version, ...(webpush ? { webpush_public_key: webpush.vapid.current.publicKey } : {}) }),
+        }),
         userRoutes(authenticate),
         chatRoutes({ authenticate, service: chatService, getChat }),
         streamRoutes({ authenticate, streams, getChat, backlogBytes: chatConfig.streamBacklogBytes }),
+        ...(webpush ? [webpushRoutes({ authenticate, service: webpush.service, allowInsecureEndpoints: config.webpush?.allowInsecureEndpoints ?? false })] : []),
       ],
     });
     await app.listen({ host: listen.host, port: listen.port });
@@ -171,6 +192,9 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}`;
     logger.info({ url, version }, 'coder-lite is listening');
+    if (webpush && !(config.accessUrl ?? url).startsWith('https:')) {
+      logger.warn({ accessUrl: config.accessUrl ?? url }, 'web push: the access URL is not https; browsers only subscribe from secure contexts (localhost aside)');
+    }
 
     let closing: Promise<void> | undefined;
     return {
@@ -180,6 +204,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       app,
       pubsub,
       chats: { service: chatService, streams, worker, configCache },
+      webpush,
       fatal,
       close: () => (closing ??= closeAll()),
     };
@@ -196,4 +221,39 @@ async function seedChatProvider(db: Database, c: ResolvedChatConfig): Promise<vo
     const provider = await upsertChatProvider(tx, c.provider, c.provider, c.provider === 'openai-compat' ? (c.llmBaseUrl ?? null) : null);
     await upsertDefaultChatModelConfig(tx, provider.id, c.llmModel);
   });
+}
+
+/** VAPID keys, subscription cache, dispatcher and the push after each turn. */
+async function startWebpush(config: DaemonConfig, db: Database, pubsub: Pubsub, registry: Registry, cleanups: Array<() => Promise<void>>) {
+  const { logger } = config;
+  const c = config.webpush ?? {};
+  const subject = normalizeSubject(c.subject ?? (config.accessUrl?.startsWith('https:') ? config.accessUrl : 'mailto:webpush@coder-lite.invalid'));
+  if (c.allowInsecureEndpoints) logger.warn('web push: --webpush-allow-insecure-endpoints is on: http and private-address endpoints are accepted (development only)');
+  const metrics = createWebpushMetrics(registry);
+  const cache = new SubscriptionCache({ fetch: (userId) => getWebpushSubscriptionsByUserID(db, userId), metrics, disabled: c.subscriptionCacheDisabled });
+  await cache.start(pubsub);
+  cleanups.push(() => cache.close());
+  const vapid = new VapidKeyHolder(db);
+  // A rotation deleted every subscription along with the old keys.
+  await vapid.start(pubsub, () => {
+    cache.clear();
+    logger.info('web push: VAPID keys rotated; using the new pair');
+  });
+  cleanups.push(() => vapid.close());
+  const dispatcher = new PushDispatcher({
+    tokens: new VapidTokenCache(vapid, subject),
+    store: { deleteSubscriptions: (ids) => deleteWebpushSubscriptionsByIDs(db, ids), markSucceeded: (ids) => markWebpushSubscriptionsSucceeded(db, ids) },
+    metrics,
+    logger,
+    concurrency: c.concurrency,
+    timeoutMs: c.timeoutMs,
+    allowPrivateAddresses: c.allowInsecureEndpoints,
+  });
+  cleanups.push(() => dispatcher.close());
+  const service = new WebpushService(db, cache, dispatcher, logger);
+  cleanups.push(async () => service.close());
+  const turnPush = new TurnPush((userId, message) => service.dispatchToUser(userId, message), logger, c.uncachedTurnPush ? coderLikeTurnReads(db) : undefined);
+  // Runs after the worker has stopped (cleanups run in reverse), so the last turns' pushes are sent.
+  cleanups.push(() => turnPush.drain());
+  return { service, vapid, turnPush };
 }

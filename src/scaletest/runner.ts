@@ -188,6 +188,13 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
         // Without the cache every turn re-reads its provider and model config, as Coder's chat daemon does.
         configCacheDisabled: !opts.configCache,
       },
+      webpush: {
+        // The sink listens on loopback plain HTTP.
+        allowInsecureEndpoints: true,
+        subscriptionCacheDisabled: !opts.subscriptionCache,
+        // Coder's push path re-reads the chat, its last message and the model config after each turn.
+        uncachedTurnPush: !opts.configCache,
+      },
       ...opts.daemonOverrides,
     });
     cleanups.push(() => daemon.close());

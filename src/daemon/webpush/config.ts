@@ -1,0 +1,17 @@
+/** The Web Push part of the daemon's config. */
+export interface WebpushConfig {
+  /** Off: the API answers 404 and pushes are dropped. Default on. */
+  enabled?: boolean;
+  /** The VAPID `sub`: an https: URL, a mailto: or a bare e-mail. Default derived from the access URL. */
+  subject?: string;
+  /** Dev and tests only: accept http and loopback/private endpoints. */
+  allowInsecureEndpoints?: boolean;
+  /** Re-read subscriptions on every push, as Coder does (scaletest comparison). */
+  subscriptionCacheDisabled?: boolean;
+  /** Coder-like push after a turn: re-read the chat, its last message and the model config (scaletest comparison). */
+  uncachedTurnPush?: boolean;
+  /** Sends in flight at once. Default 32. */
+  concurrency?: number;
+  /** Per send. Default 10 s. */
+  timeoutMs?: number;
+}
