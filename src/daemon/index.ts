@@ -15,6 +15,7 @@ import { ChatWorker } from './chat/worker.js';
 import { parseHttpAddress, version } from './config.js';
 import { buildApp } from './http/app.js';
 import { chatRoutes } from './http/routes/chats.js';
+import { consoleRoutes } from './http/routes/console.js';
 import { healthRoutes } from './http/routes/health.js';
 import { streamRoutes } from './http/routes/stream.js';
 import { userRoutes } from './http/routes/users.js';
@@ -181,6 +182,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
         chatRoutes({ authenticate, service: chatService, getChat }),
         streamRoutes({ authenticate, streams, getChat, backlogBytes: chatConfig.streamBacklogBytes }),
         ...(webpush ? [webpushRoutes({ authenticate, service: webpush.service, allowInsecureEndpoints: config.webpush?.allowInsecureEndpoints ?? false })] : []),
+        consoleRoutes(),
       ],
     });
     await app.listen({ host: listen.host, port: listen.port });

@@ -67,6 +67,10 @@ export interface StreamNotice {
   last_error?: string | null;
   /** The newest persisted message: subscribers behind it catch up. */
   after_message_id?: number;
+  /** The messages this change added, when they fit in a notice… */
+  messages?: MessageJson[];
+  /** …and the newest message before them: a subscriber that has it needs no read. */
+  prev_message_id?: number;
   worker_id?: string | null;
   /** The queue changed; re-read it. */
   queue_update?: true;

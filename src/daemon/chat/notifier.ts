@@ -4,6 +4,9 @@ import type { Chat } from '../store/types.js';
 import { chatJson, interruptChannel, ownerChannel, pendingChannel, streamChannel, type OwnerEvent, type StreamNotice } from './events.js';
 import type { ChatMetrics, NoticeReason } from './metrics.js';
 
+/** Below PostgreSQL's 8000-byte NOTIFY limit, with room for the rest of the notice. */
+const maxNoticeBytes = 7000;
+
 /**
  * Publishes chat notices after their transaction committed. A failed publish is logged, never thrown: the state is
  * in the database, and subscribers re-read it on their next notice or after a dropped-messages signal.
@@ -17,7 +20,10 @@ export class ChatNotifier {
 
   async stream(chatId: string, notice: StreamNotice): Promise<void> {
     const reason: NoticeReason = notice.status ? 'status' : notice.after_message_id !== undefined ? 'message' : notice.queue_update ? 'queue_update' : 'error';
-    await this.send(streamChannel(chatId), JSON.stringify(notice), reason);
+    let payload = JSON.stringify(notice);
+    // Messages too large for NOTIFY stay behind; subscribers read them instead.
+    if (Buffer.byteLength(payload) > maxNoticeBytes) payload = JSON.stringify({ ...notice, messages: undefined, prev_message_id: undefined });
+    await this.send(streamChannel(chatId), payload, reason);
   }
 
   async owner(kind: OwnerEvent['kind'], chat: Chat): Promise<void> {

@@ -1,6 +1,7 @@
 import type { Database } from '../postgres/pool.js';
-import { archiveChat, insertChat, listChatsByOwner, lockChatByID, setChatStatus } from '../store/chats.js';
+import { archiveChat, insertChat, listChatsByOwner, lockChatByID, setChatStatus, startChatTurn } from '../store/chats.js';
 import { getChatMessagesAfter, insertChatMessage } from '../store/messages.js';
+import { messageJson } from './events.js';
 import { insertQueuedChatMessage } from '../store/queue.js';
 import type { Chat, ChatMessage, QueuedChatMessage, User } from '../store/types.js';
 import type { ConfigCache } from './configCache.js';
@@ -13,7 +14,9 @@ export class QueueFullError extends Error {}
 /** The chat vanished between the caller's read and the change (deleted with its owner). */
 export class ChatGoneError extends Error {}
 
-export type SendResult = { queued: false; message: ChatMessage; chat: Chat } | { queued: true; queuedMessage: QueuedChatMessage; chat: Chat };
+export type SendResult =
+  | { queued: false; message: ChatMessage; chat: Chat; prevMessageId: number }
+  | { queued: true; queuedMessage: QueuedChatMessage; chat: Chat };
 
 export interface ChatServiceOptions {
   db: Database;
@@ -58,20 +61,23 @@ export class ChatService {
     const result = await this.opts.db.tx(async (tx): Promise<SendResult> => {
       const locked = await lockChatByID(tx, chat.id);
       if (!locked) throw new ChatGoneError(`chat ${chat.id} is gone`);
-      if (locked.status === 'running' || locked.status === 'pending') {
+      if (locked.chat.status === 'running' || locked.chat.status === 'pending') {
         const queuedMessage = await insertQueuedChatMessage(tx, chat.id, content, maxQueuedMessages);
         if (!queuedMessage) throw new QueueFullError(`chat ${chat.id} already has ${maxQueuedMessages} queued messages`);
-        return { queued: true, queuedMessage, chat: locked };
+        return { queued: true, queuedMessage, chat: locked.chat };
       }
-      const message = await insertChatMessage(tx, chat.id, 'user', content);
-      return { queued: false, message, chat: await setChatStatus(tx, chat.id, 'pending', null) };
+      return { queued: false, ...(await startChatTurn(tx, chat.id, content)), prevMessageId: locked.lastMessageId };
     });
     const { notifier } = this.opts;
     if (result.queued) {
       await notifier.stream(chat.id, { queue_update: true });
     } else {
       this.opts.wake();
-      await Promise.all([notifier.status(result.chat, { after_message_id: result.message.id }), notifier.pending(chat.id)]);
+      const { message, prevMessageId } = result;
+      await Promise.all([
+        notifier.status(result.chat, { after_message_id: message.id, messages: [messageJson(message)], prev_message_id: prevMessageId }),
+        notifier.pending(chat.id),
+      ]);
     }
     return result;
   }
@@ -81,7 +87,7 @@ export class ChatService {
     const { changed, chat: after } = await this.opts.db.tx(async (tx) => {
       const locked = await lockChatByID(tx, chat.id);
       if (!locked) throw new ChatGoneError(`chat ${chat.id} is gone`);
-      if (locked.status !== 'running' && locked.status !== 'pending') return { changed: false, chat: locked };
+      if (locked.chat.status !== 'running' && locked.chat.status !== 'pending') return { changed: false, chat: locked.chat };
       return { changed: true, chat: await setChatStatus(tx, chat.id, 'waiting', null) };
     });
     if (changed) await Promise.all([this.opts.notifier.interrupt(chat.id), this.opts.notifier.status(after)]);

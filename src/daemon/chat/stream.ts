@@ -2,7 +2,7 @@ import type { Logger } from '../observability/logger.js';
 import type { QueryOptions } from '../postgres/pool.js';
 import type { Cancel, ErrDroppedMessages, Subscriber } from '../pubsub/pubsub.js';
 import type { Chat, ChatMessage, QueuedChatMessage } from '../store/types.js';
-import { messageJson, ownerChannel, queuedJson, statusEvent, streamChannel, type OwnerEvent, type StreamEvent, type StreamNotice } from './events.js';
+import { messageJson, ownerChannel, queuedJson, statusEvent, streamChannel, type MessageJson, type OwnerEvent, type StreamEvent, type StreamNotice } from './events.js';
 import type { ChatMetrics } from './metrics.js';
 
 /** The reads a subscription makes; tests wrap the real ones to inject failures. */
@@ -277,11 +277,22 @@ class Subscription implements StreamSubscription {
       this.refreshQueue();
       return;
     }
-    if (notice.after_message_id !== undefined && notice.after_message_id > this.lastMessageId) await this.catchUp();
+    if (notice.after_message_id !== undefined && notice.after_message_id > this.lastMessageId) {
+      // The notice carries its messages; when we hold the one before them there is no gap and nothing to read.
+      if (notice.messages && notice.prev_message_id !== undefined && notice.prev_message_id <= this.lastMessageId) this.deliver(notice.messages);
+      else await this.catchUp();
+    }
     if (this.closed) return;
     if (notice.status) this.sink([{ type: 'status', status: notice.status, last_error: notice.last_error ?? null }]);
     if (notice.error) this.sink([{ type: 'error', message: notice.error }]);
     if (notice.queue_update) this.refreshQueue();
+  }
+
+  private deliver(messages: MessageJson[]): void {
+    const fresh = messages.filter((m) => m.id > this.lastMessageId);
+    if (fresh.length === 0) return;
+    this.lastMessageId = fresh.at(-1)!.id;
+    this.sink(fresh.map((message) => ({ type: 'message' as const, message })));
   }
 
   private async catchUp(): Promise<void> {

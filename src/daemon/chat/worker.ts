@@ -5,13 +5,12 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../observability/logger.js';
 import type { Database } from '../postgres/pool.js';
 import type { Cancel, Subscriber } from '../pubsub/pubsub.js';
-import { acquirePendingChat, heartbeatChats, lockChatByID, recoverStaleChats, releaseWorkerChats, setChatStatus } from '../store/chats.js';
+import { acquirePendingChats, endChatTurn, heartbeatChats, lockChatByID, recoverStaleChats, releaseWorkerChats } from '../store/chats.js';
 import { getRecentChatMessages, insertChatMessage } from '../store/messages.js';
-import { popQueuedChatMessage } from '../store/queue.js';
-import type { Chat, ChatProviderType } from '../store/types.js';
+import type { Chat, ChatMessage, ChatProviderType } from '../store/types.js';
 import type { ResolvedChatConfig } from './config.js';
 import { ModelResolutionError, type ConfigCache } from './configCache.js';
-import { interruptChannel, pendingChannel } from './events.js';
+import { interruptChannel, messageJson, pendingChannel } from './events.js';
 import type { ChatMetrics } from './metrics.js';
 import type { ChatNotifier } from './notifier.js';
 import { ProviderError, type ModelProvider } from './providers/provider.js';
@@ -20,6 +19,8 @@ import type { ResolvedModel, TurnEndListener, TurnResult } from './turnResult.js
 
 /** Messages of history a turn sends to the model. */
 const historyLimit = 50;
+/** Chats claimed per statement: a burst of new chats costs a few claims, not one pool round trip each. */
+const claimBatch = 100;
 
 /** Why a turn was stopped from outside. */
 class TurnStop extends Error {
@@ -112,9 +113,10 @@ export class ChatWorker {
       do {
         this.again = false;
         while (!this.closed && this.turns.size < this.opts.config.maxConcurrentTurns) {
-          const chat = await acquirePendingChat(this.opts.db, this.id);
-          if (!chat) break;
-          this.startTurn(chat);
+          const limit = Math.min(claimBatch, this.opts.config.maxConcurrentTurns - this.turns.size);
+          const chats = await acquirePendingChats(this.opts.db, this.id, limit);
+          for (const chat of chats) this.startTurn(chat);
+          if (chats.length < limit) break;
         }
       } while (this.again && !this.closed);
     } catch (err) {
@@ -161,12 +163,12 @@ export class ChatWorker {
     const end = await db.tx(async (tx) => {
       const locked = await lockChatByID(tx, chat.id);
       // Interrupted, archived or taken over while the model ran: the chat is no longer this turn's to end.
-      if (!locked || locked.status !== 'running' || locked.workerId !== this.id) return undefined;
-      let lastMessageId = text !== undefined ? (await insertChatMessage(tx, chat.id, 'assistant', text)).id : undefined;
-      const next = error === undefined ? await popQueuedChatMessage(tx, chat.id) : undefined;
-      if (next) lastMessageId = (await insertChatMessage(tx, chat.id, 'user', next.content)).id;
-      const after = await setChatStatus(tx, chat.id, next ? 'pending' : error !== undefined ? 'error' : 'waiting', error ?? null);
-      return { after, lastMessageId, promoted: next !== undefined };
+      if (!locked || locked.chat.status !== 'running' || locked.chat.workerId !== this.id) return undefined;
+      const added: ChatMessage[] = [];
+      if (text !== undefined) added.push(await insertChatMessage(tx, chat.id, 'assistant', text));
+      const { chat: after, promoted } = await endChatTurn(tx, chat.id, error === undefined, error ?? null);
+      if (promoted) added.push(promoted);
+      return { after, added, prevMessageId: locked.lastMessageId };
     });
     streams.endTurn(chat.id);
     metrics.turns.inc();
@@ -176,8 +178,12 @@ export class ChatWorker {
       return;
     }
     if (error !== undefined) metrics.turnsFailed.inc();
-    const { after, lastMessageId, promoted } = end;
-    await notifier.status(after, { ...(lastMessageId !== undefined ? { after_message_id: lastMessageId } : {}), ...(promoted ? { queue_update: true } : {}) });
+    const { after, added, prevMessageId } = end;
+    const promoted = after.status === 'pending';
+    await notifier.status(after, {
+      ...(added.length > 0 ? { after_message_id: added.at(-1)!.id, messages: added.map(messageJson), prev_message_id: prevMessageId } : {}),
+      ...(promoted ? { queue_update: true } : {}),
+    });
     if (promoted) {
       this.wake();
       await notifier.pending(chat.id);

@@ -2,6 +2,7 @@ import websocket from '@fastify/websocket';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 
 import type { Logger } from '../observability/logger.js';
+import { wsProtocol } from './auth.js';
 import { installErrorHandlers } from './errors.js';
 
 export interface AppOptions {
@@ -23,8 +24,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   });
   installErrorHandlers(app);
-  // Client frames are never large: the streams only send.
-  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
+  // Client frames are never large: the streams only send. A browser that offered the token subprotocol gets
+  // `coder-lite` back (it refuses a socket that names none); the token itself is never echoed.
+  await app.register(websocket, {
+    options: { maxPayload: 64 * 1024, handleProtocols: (offered) => (offered.has(wsProtocol) ? wsProtocol : false) },
+  });
   for (const route of opts.routes) await app.register(route);
   return app;
 }

@@ -12,16 +12,27 @@ declare module 'fastify' {
 
 export type Authenticator = (token: string) => Promise<User | undefined>;
 
+/**
+ * Browsers cannot set headers on a WebSocket, and a cookie would let other sites' pages open one: the web console
+ * offers `coder-lite` plus `coder-lite.token.<token>` as subprotocols, and the server answers with `coder-lite`.
+ */
+export const wsProtocol = 'coder-lite';
+const wsTokenPrefix = `${wsProtocol}.token.`;
+
 function tokenFrom(req: FastifyRequest): string | undefined {
   const header = req.headers['coder-session-token'];
   if (typeof header === 'string' && header !== '') return header;
   const auth = req.headers.authorization;
   if (auth?.startsWith('Bearer ')) return auth.slice('Bearer '.length).trim();
+  const protocols = req.headers['sec-websocket-protocol'];
+  const offered = protocols?.split(',').map((p) => p.trim()).find((p) => p.startsWith(wsTokenPrefix));
+  if (offered) return offered.slice(wsTokenPrefix.length);
   return undefined;
 }
 
 /**
- * An onRequest hook for routes that need a caller: `Coder-Session-Token: <token>` or `Authorization: Bearer <token>`.
+ * An onRequest hook for routes that need a caller: `Coder-Session-Token: <token>` or `Authorization: Bearer <token>`
+ * (or, on a WebSocket, the token subprotocol above).
  * Route plugins add it with `app.addHook('onRequest', requireAuth(authenticate))`.
  */
 export function requireAuth(authenticate: Authenticator): onRequestHookHandler {

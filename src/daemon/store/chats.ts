@@ -1,5 +1,5 @@
 import { namedQuery, type QueryOptions, type Queryable } from '../postgres/pool.js';
-import type { Chat, ChatStatus } from './types.js';
+import type { Chat, ChatMessage, ChatRole, ChatStatus } from './types.js';
 
 interface ChatRow {
   id: string;
@@ -51,12 +51,61 @@ export async function getChatByID(db: Queryable, id: string, opts?: QueryOptions
   return rows[0] && toChat(rows[0]);
 }
 
-const lockChatByIDQ = namedQuery('lockChatByID', `SELECT ${chatColumns} FROM chats WHERE id = $1 FOR UPDATE`);
+// The newest message id comes along: notices say which message preceded theirs, so subscribers can tell a gap.
+const lockChatByIDQ = namedQuery(
+  'lockChatByID',
+  `SELECT ${chatColumns}, (SELECT coalesce(max(m.id), 0) FROM chat_messages m WHERE m.chat_id = chats.id) AS last_message_id
+     FROM chats WHERE id = $1 FOR UPDATE`,
+);
 
-/** Inside a transaction: the chat row, locked until commit. */
-export async function lockChatByID(tx: Queryable, id: string): Promise<Chat | undefined> {
-  const { rows } = await tx.query<ChatRow>(lockChatByIDQ, [id]);
-  return rows[0] && toChat(rows[0]);
+/** Inside a transaction: the chat row, locked until commit, and the id of its newest message (0 when none). */
+export async function lockChatByID(tx: Queryable, id: string): Promise<{ chat: Chat; lastMessageId: number } | undefined> {
+  const { rows } = await tx.query<ChatRow & { last_message_id: string }>(lockChatByIDQ, [id]);
+  return rows[0] && { chat: toChat(rows[0]), lastMessageId: Number(rows[0].last_message_id) };
+}
+
+interface MessageColumns {
+  message_id: string | null;
+  message_content: string | null;
+  message_created_at: Date | null;
+}
+
+const messageFrom = (chatId: string, role: ChatRole, r: MessageColumns): ChatMessage | undefined =>
+  r.message_id === null ? undefined : { id: Number(r.message_id), chatId, role, content: r.message_content!, createdAt: r.message_created_at! };
+
+const startChatTurnQ = namedQuery(
+  'startChatTurn',
+  `WITH m AS (INSERT INTO chat_messages (chat_id, role, content) VALUES ($1, 'user', to_jsonb($2::text)) RETURNING id, content, created_at),
+        c AS (UPDATE chats SET status = 'pending', last_error = NULL, worker_id = NULL, updated_at = now() WHERE id = $1 RETURNING ${chatColumns})
+   SELECT c.*, m.id AS message_id, m.content AS message_content, m.created_at AS message_created_at FROM c, m`,
+);
+
+/** With the chat locked: adds the user's message and makes the chat pending, in one statement. */
+export async function startChatTurn(tx: Queryable, chatId: string, content: string): Promise<{ chat: Chat; message: ChatMessage }> {
+  const { rows } = await tx.query<ChatRow & MessageColumns>(startChatTurnQ, [chatId, content]);
+  return { chat: toChat(rows[0]!), message: messageFrom(chatId, 'user', rows[0]!)! };
+}
+
+// Pops the oldest queued message (when promoting) into the conversation and sets the next status, in one statement.
+const endChatTurnQ = namedQuery(
+  'endChatTurn',
+  `WITH q AS (DELETE FROM chat_queued_messages
+               WHERE $2::boolean AND id = (SELECT id FROM chat_queued_messages WHERE chat_id = $1 ORDER BY id LIMIT 1)
+               RETURNING content),
+        m AS (INSERT INTO chat_messages (chat_id, role, content) SELECT $1, 'user', content FROM q RETURNING id, content, created_at),
+        c AS (UPDATE chats SET status = CASE WHEN EXISTS (SELECT 1 FROM q) THEN 'pending' WHEN $3::text IS NOT NULL THEN 'error' ELSE 'waiting' END,
+                               last_error = $3, worker_id = NULL, updated_at = now()
+               WHERE id = $1 RETURNING ${chatColumns})
+   SELECT c.*, m.id AS message_id, m.content AS message_content, m.created_at AS message_created_at FROM c LEFT JOIN m ON true`,
+);
+
+/**
+ * With the chat locked, at the end of a turn: promote the next queued message (only when `promote`) and set the
+ * status — `pending` with a promoted message, else `error` when `lastError`, else `waiting`.
+ */
+export async function endChatTurn(tx: Queryable, chatId: string, promote: boolean, lastError: string | null): Promise<{ chat: Chat; promoted?: ChatMessage }> {
+  const { rows } = await tx.query<ChatRow & MessageColumns>(endChatTurnQ, [chatId, promote, lastError]);
+  return { chat: toChat(rows[0]!), promoted: messageFrom(chatId, 'user', rows[0]!) };
 }
 
 // Keyset pagination: newest first, after the chat named by the cursor.
@@ -85,17 +134,18 @@ export async function setChatStatus(tx: Queryable, id: string, status: ChatStatu
   return toChat(rows[0]!);
 }
 
-// SKIP LOCKED: replicas claiming at once each take a different chat instead of queueing on one row.
-const acquirePendingChatQ = namedQuery(
-  'acquirePendingChat',
+// SKIP LOCKED: replicas claiming at once each take different chats instead of queueing on the same rows.
+const acquirePendingChatsQ = namedQuery(
+  'acquirePendingChats',
   `UPDATE chats SET status = 'running', worker_id = $1, started_at = now(), heartbeat_at = now(), last_error = NULL, updated_at = now()
-    WHERE id = (SELECT id FROM chats WHERE status = 'pending' AND NOT archived ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+    WHERE id IN (SELECT id FROM chats WHERE status = 'pending' AND NOT archived ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
     RETURNING ${chatColumns}`,
 );
 
-export async function acquirePendingChat(db: Queryable, workerId: string): Promise<Chat | undefined> {
-  const { rows } = await db.query<ChatRow>(acquirePendingChatQ, [workerId]);
-  return rows[0] && toChat(rows[0]);
+/** Claims up to `limit` pending chats for this worker, oldest first. */
+export async function acquirePendingChats(db: Queryable, workerId: string, limit: number): Promise<Chat[]> {
+  const { rows } = await db.query<ChatRow>(acquirePendingChatsQ, [workerId, limit]);
+  return rows.map(toChat);
 }
 
 const heartbeatChatsQ = namedQuery(

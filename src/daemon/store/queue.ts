@@ -33,15 +33,3 @@ export async function getQueuedChatMessages(db: Queryable, chatId: string, opts?
   const { rows } = await db.query<QueuedRow>(getQueuedChatMessagesQ, [chatId], opts);
   return rows.map(toQueued);
 }
-
-const popQueuedChatMessageQ = namedQuery(
-  'popQueuedChatMessage',
-  `DELETE FROM chat_queued_messages WHERE id = (SELECT id FROM chat_queued_messages WHERE chat_id = $1 ORDER BY id LIMIT 1)
-   RETURNING id, chat_id, content, created_at`,
-);
-
-/** Removes and returns the oldest queued message. Call with the chat row locked. */
-export async function popQueuedChatMessage(tx: Queryable, chatId: string): Promise<QueuedChatMessage | undefined> {
-  const { rows } = await tx.query<QueuedRow>(popQueuedChatMessageQ, [chatId]);
-  return rows[0] && toQueued(rows[0]);
-}

@@ -1,0 +1,17 @@
+import { existsSync } from 'node:fs';
+
+import { chromium, type Browser } from 'playwright-core';
+
+/** Debian's Chromium (`.ci/run` installs it); `CODER_LITE_CHROMIUM` points elsewhere. */
+export const chromiumPath = process.env.CODER_LITE_CHROMIUM ?? '/usr/bin/chromium';
+export const haveChromium = existsSync(chromiumPath);
+
+/**
+ * Headless Chromium that stays off the network: without the background-networking flags it dials Google's hosts at
+ * every start, which this closed network refuses. `hostRules` maps test host names to loopback.
+ */
+export function launchChromium(opts: { hostRules?: string[] } = {}): Promise<Browser> {
+  const args = ['--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+  if (opts.hostRules?.length) args.push(`--host-resolver-rules=${opts.hostRules.join(', ')}`);
+  return chromium.launch({ executablePath: chromiumPath, headless: true, args });
+}

@@ -1,0 +1,77 @@
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { silentLogger } from '../../src/daemon/observability/logger.js';
+import { startPushSink } from '../../src/scaletest/pushSink.js';
+import { starvingQueries, summarize, type ScaletestReport } from '../../src/scaletest/report.js';
+import { runScaletest, type ScaletestOptions } from '../../src/scaletest/runner.js';
+import { runCli, startServerProcess } from '../helpers/cli.js';
+import { createTestUser } from '../helpers/daemon.js';
+import { createTestDatabase, createTestPool } from '../helpers/db.js';
+
+async function inProcess(over: Partial<ScaletestOptions> = {}): Promise<ScaletestReport> {
+  return runScaletest({
+    target: { kind: 'in-process', postgresUrl: (await createTestDatabase()).url, postgresPoolMax: 10 },
+    chats: 50,
+    turns: 3,
+    pushSubscriptionsPerUser: 1,
+    llmLatencyMs: 5,
+    llmTokens: 4,
+    turnTimeoutMs: 30_000,
+    timeoutMs: 120_000,
+    configCache: true,
+    subscriptionCache: true,
+    gates: {},
+    logger: silentLogger(),
+    sampleIntervalMs: 100,
+    startPushSink,
+    ...over,
+  });
+}
+
+const perTurn = (r: ScaletestReport, name: string) => r.queries.byName.find((q) => q.name === name)?.perTurn ?? 0;
+
+describe('scaletest against a real daemon', () => {
+  it('runs 50 chats × 3 turns in-process: all pass, exact turns, the starving queries ≈ 0, a push per turn', async () => {
+    const report = await inProcess();
+    expect(report.chats).toEqual({ total: 50, passed: 50, failed: 0 });
+    expect(report.turns).toMatchObject({ total: 150, completed: 150 });
+    for (const q of starvingQueries) expect(perTurn(report, q), q).toBeLessThan(0.1);
+    expect(report.push).toMatchObject({ expected: 150, received: 150 });
+    expect(report.pool.acquires).toBeGreaterThan(0);
+    const s = summarize(report);
+    expect(s.pass + s.fail).toBe(s.total);
+    expect(s.passed).toBe(true);
+  });
+
+  it('shows the starving queries per turn once the caches are off', async () => {
+    const report = await inProcess({ configCache: false, subscriptionCache: false });
+    expect(report.chats.failed).toBe(0);
+    for (const q of starvingQueries) expect(perTurn(report, q), q).toBeGreaterThanOrEqual(1);
+    expect(report.push.received).toBe(150);
+  });
+
+  it('drives a separately started server by --url and --token, with pool figures from its /metrics', async () => {
+    const { url, db } = await createTestPool();
+    const sink = await startPushSink();
+    afterAll(() => sink.close());
+    // The server's model is the scaletest's LLM mock, started by the scaletest on --llm-address.
+    const llmPort = 20_000 + Math.floor(Math.random() * 20_000);
+    const server = await startServerProcess([
+      '--postgres-url', url, '--chat-provider', 'openai-compat', '--llm-base-url', `http://127.0.0.1:${llmPort}/v1`, '--webpush-allow-insecure-endpoints',
+    ]);
+    try {
+      const { token } = await createTestUser({ db });
+      const res = await runCli(['scaletest', 'run', '--url', server.url, '--token', token, '--llm-address', `127.0.0.1:${llmPort}`, '--chats', '10', '--turns', '2', '--json']);
+      expect(res.code, res.stderr).toBe(0);
+      const report = JSON.parse(res.stdout.split('\n')[0]!) as ScaletestReport;
+      expect(report.chats).toEqual({ total: 10, passed: 10, failed: 0 });
+      expect(report.pool.source).toBe('metrics');
+      expect(report.pool.acquires).toBeGreaterThan(0);
+      expect(perTurn(report, 'getLastChatMessageByRole')).toBe(0);
+      expect(report.push.received).toBe(20);
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+  });
+});
