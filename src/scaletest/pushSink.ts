@@ -41,6 +41,30 @@ export interface PushSinkServer {
 
 const b64u = (b: Buffer) => b.toString('base64url');
 
+/**
+ * A subscription as a browser makes one (a P-256 key pair and a 16-byte auth secret), on an endpoint of the sink at
+ * `origin`. The endpoint's path carries the private key and secret, so any sink — on any thread — can decrypt what
+ * is sent to it without being told about the subscription first. A test harness only: real keys never leave the
+ * browser.
+ */
+export function newSinkSubscription(origin: string): SinkSubscription {
+  const ecdh = createECDH('prime256v1');
+  ecdh.generateKeys();
+  const auth = randomBytes(16);
+  // getPrivateKey drops leading zero bytes; the path always holds all 32.
+  const key = ecdh.getPrivateKey();
+  const privateKey = Buffer.concat([Buffer.alloc(32 - key.length), key]);
+  return { endpoint: `${origin}/push/${b64u(privateKey)}.${b64u(auth)}`, auth_key: b64u(auth), p256dh_key: b64u(ecdh.getPublicKey()) };
+}
+
+function keysFromPath(path: string): { ecdh: ECDH; auth: Buffer } | undefined {
+  const m = /^\/push\/([\w-]{43})\.([\w-]{22})$/.exec(path);
+  if (!m) return undefined;
+  const ecdh = createECDH('prime256v1');
+  ecdh.setPrivateKey(Buffer.from(m[1]!, 'base64url'));
+  return { ecdh, auth: Buffer.from(m[2]!, 'base64url') };
+}
+
 function hmac(key: Buffer, data: Buffer): Buffer {
   return createHmac('sha256', key).update(data).digest();
 }
@@ -87,8 +111,7 @@ export function verifyVapid(authorization: string | undefined, audience: string,
 }
 
 /** With `tls`, the sink speaks https (web-push's own sender refuses http endpoints). */
-export async function startPushSink(opts: { tls?: { key: string; cert: string } } = {}): Promise<PushSinkServer> {
-  const subs = new Map<string, { ecdh: ECDH; auth: Buffer }>();
+export async function startPushSink(opts: { tls?: { key: string; cert: string }; onReceived?: (count: number) => void } = {}): Promise<PushSinkServer> {
   const statuses = new Map<string, number>();
   const hits = new Map<string, number>();
   const messages: ReceivedPush[] = [];
@@ -100,7 +123,7 @@ export async function startPushSink(opts: { tls?: { key: string; cert: string } 
   const handle = (req: IncomingMessage, res: ServerResponse, body: Buffer) => {
     const endpoint = `${origin}${req.url ?? ''}`;
     hits.set(endpoint, (hits.get(endpoint) ?? 0) + 1);
-    const sub = subs.get(endpoint);
+    const sub = keysFromPath(req.url ?? '');
     if (req.method !== 'POST' || !sub) return res.writeHead(404).end();
     const forced = statuses.get(endpoint);
     if (forced !== undefined) return res.writeHead(forced).end();
@@ -118,6 +141,7 @@ export async function startPushSink(opts: { tls?: { key: string; cert: string } 
       const payload = JSON.parse(decryptAes128gcm(body, sub.ecdh, sub.auth).toString()) as unknown;
       messages.push({ endpoint, payload, claims, vapidPublicKey: key, ttl: Number(req.headers.ttl), urgency: req.headers.urgency as string | undefined });
       count++;
+      opts.onReceived?.(count);
       res.writeHead(201).end();
     } catch (err) {
       refusals.push((err as Error).message);
@@ -136,14 +160,7 @@ export async function startPushSink(opts: { tls?: { key: string; cert: string } 
   origin = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url: origin,
-    newSubscription() {
-      const ecdh = createECDH('prime256v1');
-      ecdh.generateKeys();
-      const auth = randomBytes(16);
-      const endpoint = `${origin}/push/${randomBytes(12).toString('hex')}`;
-      subs.set(endpoint, { ecdh, auth });
-      return { endpoint, auth_key: b64u(auth), p256dh_key: b64u(ecdh.getPublicKey()) };
-    },
+    newSubscription: () => newSinkSubscription(origin),
     received: () => count,
     messages: () => messages,
     refusals: () => refusals,

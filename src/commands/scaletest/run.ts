@@ -7,7 +7,7 @@ import { BaseCommand } from '../../cli/base.js';
 import { ConfigError, parseDuration, parseHttpAddress, parsePostgresUrl, positiveInt } from '../../daemon/config.js';
 import { createLogger } from '../../daemon/observability/logger.js';
 import { renderHtml } from '../../scaletest/html.js';
-import { startPushSink } from '../../scaletest/pushSink.js';
+import { startPushSinkWorker } from '../../scaletest/pushSinkWorker.js';
 import { formatText, summaryLine, type ScaletestReport } from '../../scaletest/report.js';
 import { runScaletest, ScaletestSetupError, type LiveProgress, type ScaletestOptions, type Target } from '../../scaletest/runner.js';
 import { progressLine } from '../../tui/ScaletestProgress.js';
@@ -164,7 +164,7 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\`. Exit
       configCache: flags['config-cache'],
       subscriptionCache: flags['subscription-cache'],
       gates: { maxQueriesPerTurn: flags['max-queries-per-turn'], maxPoolWaitP99Ms },
-      startPushSink,
+      startPushSink: startPushSinkWorker,
     };
   }
 

@@ -1,8 +1,7 @@
 import type { Database } from '../postgres/pool.js';
-import { archiveChat, insertChat, listChatsByOwner, lockChatByID, setChatStatus, startChatTurn } from '../store/chats.js';
+import { archiveChat, insertChat, listChatsByOwner, lockChatByID, sendChatMessage, setChatStatus } from '../store/chats.js';
 import { getChatMessagesAfter, insertChatMessage } from '../store/messages.js';
 import { messageJson } from './events.js';
-import { insertQueuedChatMessage } from '../store/queue.js';
 import type { Chat, ChatMessage, QueuedChatMessage, User } from '../store/types.js';
 import type { ConfigCache } from './configCache.js';
 import type { ChatNotifier } from './notifier.js';
@@ -14,16 +13,17 @@ export class QueueFullError extends Error {}
 /** The chat vanished between the caller's read and the change (deleted with its owner). */
 export class ChatGoneError extends Error {}
 
-export type SendResult =
-  | { queued: false; message: ChatMessage; chat: Chat; prevMessageId: number }
-  | { queued: true; queuedMessage: QueuedChatMessage; chat: Chat };
+export type SendResult = { queued: false; message: ChatMessage; chat: Chat } | { queued: true; queuedMessage: QueuedChatMessage; chat: Chat };
 
 export interface ChatServiceOptions {
   db: Database;
   notifier: ChatNotifier;
   configCache: Pick<ConfigCache, 'resolve'>;
-  /** Wakes this replica's worker at once; other replicas hear `chat:pending`. */
-  wake: () => void;
+  /**
+   * Wakes this replica's worker at once; false when it has no room, and then other replicas hear `chat:pending`
+   * (NOTIFY is not free: a replica with room does not wake the others for each message).
+   */
+  wake: () => boolean;
 }
 
 const titleFrom = (message: string) => {
@@ -43,8 +43,8 @@ export class ChatService {
       await insertChatMessage(tx, c.id, 'user', input.message);
       return c;
     });
-    this.opts.wake();
-    await Promise.all([this.opts.notifier.pending(chat.id), this.opts.notifier.owner('created', chat)]);
+    const local = this.opts.wake();
+    await Promise.all([local ? undefined : this.opts.notifier.pending(chat.id), this.opts.notifier.owner('created', chat)]);
     return chat;
   }
 
@@ -58,28 +58,21 @@ export class ChatService {
 
   /** Queues the message while a turn is running or about to (409 past the limit), else starts a turn with it. */
   async send(chat: Chat, content: string): Promise<SendResult> {
-    const result = await this.opts.db.tx(async (tx): Promise<SendResult> => {
-      const locked = await lockChatByID(tx, chat.id);
-      if (!locked) throw new ChatGoneError(`chat ${chat.id} is gone`);
-      if (locked.chat.status === 'running' || locked.chat.status === 'pending') {
-        const queuedMessage = await insertQueuedChatMessage(tx, chat.id, content, maxQueuedMessages);
-        if (!queuedMessage) throw new QueueFullError(`chat ${chat.id} already has ${maxQueuedMessages} queued messages`);
-        return { queued: true, queuedMessage, chat: locked.chat };
-      }
-      return { queued: false, ...(await startChatTurn(tx, chat.id, content)), prevMessageId: locked.lastMessageId };
-    });
+    const result = await sendChatMessage(this.opts.db, chat.id, content, maxQueuedMessages);
+    if (!result) throw new ChatGoneError(`chat ${chat.id} is gone`);
     const { notifier } = this.opts;
-    if (result.queued) {
+    if (result.outcome === 'full') throw new QueueFullError(`chat ${chat.id} already has ${maxQueuedMessages} queued messages`);
+    if (result.outcome === 'queued') {
       await notifier.stream(chat.id, { queue_update: true });
-    } else {
-      this.opts.wake();
-      const { message, prevMessageId } = result;
-      await Promise.all([
-        notifier.status(result.chat, { after_message_id: message.id, messages: [messageJson(message)], prev_message_id: prevMessageId }),
-        notifier.pending(chat.id),
-      ]);
+      return { queued: true, queuedMessage: result.queued, chat: result.chat };
     }
-    return result;
+    const { message, prevMessageId } = result;
+    const local = this.opts.wake();
+    await Promise.all([
+      notifier.status(result.chat, { after_message_id: message.id, messages: [messageJson(message)], prev_message_id: prevMessageId }),
+      local ? undefined : notifier.pending(chat.id),
+    ]);
+    return { queued: false, message, chat: result.chat };
   }
 
   /** Stops the running turn wherever it runs; the chat waits for the next message. Queued messages stay queued. */
@@ -87,7 +80,7 @@ export class ChatService {
     const { changed, chat: after } = await this.opts.db.tx(async (tx) => {
       const locked = await lockChatByID(tx, chat.id);
       if (!locked) throw new ChatGoneError(`chat ${chat.id} is gone`);
-      if (locked.chat.status !== 'running' && locked.chat.status !== 'pending') return { changed: false, chat: locked.chat };
+      if (locked.status !== 'running' && locked.status !== 'pending') return { changed: false, chat: locked };
       return { changed: true, chat: await setChatStatus(tx, chat.id, 'waiting', null) };
     });
     if (changed) await Promise.all([this.opts.notifier.interrupt(chat.id), this.opts.notifier.status(after)]);

@@ -5,9 +5,9 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../observability/logger.js';
 import type { Database } from '../postgres/pool.js';
 import type { Cancel, Subscriber } from '../pubsub/pubsub.js';
-import { acquirePendingChats, endChatTurn, heartbeatChats, lockChatByID, recoverStaleChats, releaseWorkerChats } from '../store/chats.js';
-import { getRecentChatMessages, insertChatMessage } from '../store/messages.js';
-import type { Chat, ChatMessage, ChatProviderType } from '../store/types.js';
+import { acquirePendingChats, endChatTurn, heartbeatChats, recoverStaleChats, releaseWorkerChats } from '../store/chats.js';
+import { getRecentChatMessages } from '../store/messages.js';
+import type { Chat, ChatProviderType } from '../store/types.js';
 import type { ResolvedChatConfig } from './config.js';
 import { ModelResolutionError, type ConfigCache } from './configCache.js';
 import { interruptChannel, messageJson, pendingChannel } from './events.js';
@@ -63,10 +63,8 @@ export class ChatWorker {
 
   async start(): Promise<void> {
     const { subscriber, config } = this.opts;
-    this.cancels.push(await subscriber.subscribe(pendingChannel, () => this.wake()));
-    this.cancels.push(
-      await subscriber.subscribe(interruptChannel, (payload) => this.stop(payload.toString(), 'interrupted')),
-    );
+    this.cancels.push(await subscriber.subscribe(pendingChannel, () => void this.wake()));
+    this.cancels.push(await subscriber.subscribe(interruptChannel, (payload) => this.stop(payload.toString(), 'interrupted')));
     const every = (ms: number, fn: () => void) => this.timers.push(setInterval(fn, ms).unref());
     every(config.pollIntervalMs, () => this.wake());
     every(config.heartbeatIntervalMs, () => void this.heartbeat());
@@ -74,15 +72,19 @@ export class ChatWorker {
     this.wake();
   }
 
-  /** Claims what is pending now; calls while a claim loop runs make it go round once more. */
-  wake(): void {
-    if (this.closed) return;
+  /**
+   * Claims what is pending now; calls while a claim loop runs make it go round once more. Returns false when this
+   * replica has no room for another turn: then other replicas must be told (`chat:pending`).
+   */
+  wake(): boolean {
+    if (this.closed || this.turns.size >= this.opts.config.maxConcurrentTurns) return false;
     if (this.claiming) {
       this.again = true;
-      return;
+      return true;
     }
     this.claiming = true;
     void this.claimLoop().finally(() => (this.claiming = false));
+    return true;
   }
 
   /** Turns running on this replica now. */
@@ -160,16 +162,7 @@ export class ChatWorker {
       if (!(err instanceof ProviderError || err instanceof ModelResolutionError)) this.log.warn({ err, chatId: chat.id }, 'chat worker: model call failed');
     }
 
-    const end = await db.tx(async (tx) => {
-      const locked = await lockChatByID(tx, chat.id);
-      // Interrupted, archived or taken over while the model ran: the chat is no longer this turn's to end.
-      if (!locked || locked.chat.status !== 'running' || locked.chat.workerId !== this.id) return undefined;
-      const added: ChatMessage[] = [];
-      if (text !== undefined) added.push(await insertChatMessage(tx, chat.id, 'assistant', text));
-      const { chat: after, promoted } = await endChatTurn(tx, chat.id, error === undefined, error ?? null);
-      if (promoted) added.push(promoted);
-      return { after, added, prevMessageId: locked.lastMessageId };
-    });
+    const end = await endChatTurn(db, chat.id, this.id, text, error);
     streams.endTurn(chat.id);
     metrics.turns.inc();
     metrics.turnDuration.observe((performance.now() - started) / 1000);
@@ -178,15 +171,14 @@ export class ChatWorker {
       return;
     }
     if (error !== undefined) metrics.turnsFailed.inc();
-    const { after, added, prevMessageId } = end;
+    const { chat: after, added, prevMessageId } = end;
     const promoted = after.status === 'pending';
     await notifier.status(after, {
       ...(added.length > 0 ? { after_message_id: added.at(-1)!.id, messages: added.map(messageJson), prev_message_id: prevMessageId } : {}),
       ...(promoted ? { queue_update: true } : {}),
     });
     if (promoted) {
-      this.wake();
-      await notifier.pending(chat.id);
+      if (!this.wake()) await notifier.pending(chat.id);
       // The agent goes on with the queued message: the owner hears when the chat finally waits.
       return;
     }
@@ -231,8 +223,8 @@ export class ChatWorker {
       const recovered = await recoverStaleChats(this.opts.db, this.opts.config.staleAfterMs / 1000);
       if (recovered.length === 0) return;
       this.log.warn({ chats: recovered.map((c) => c.id) }, 'chat worker: chats of a silent replica returned to pending');
-      this.wake();
-      await Promise.all(recovered.map((chat) => Promise.all([this.opts.notifier.status(chat), this.opts.notifier.pending(chat.id)])));
+      const claiming = this.wake();
+      await Promise.all(recovered.map((chat) => Promise.all([this.opts.notifier.status(chat), claiming ? undefined : this.opts.notifier.pending(chat.id)])));
     } catch (err) {
       if (!this.closed) this.log.warn({ err }, 'chat worker: stale-turn recovery failed');
     }

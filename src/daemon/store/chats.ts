@@ -1,5 +1,5 @@
 import { namedQuery, type QueryOptions, type Queryable } from '../postgres/pool.js';
-import type { Chat, ChatMessage, ChatRole, ChatStatus } from './types.js';
+import type { Chat, ChatMessage, ChatStatus, QueuedChatMessage } from './types.js';
 
 interface ChatRow {
   id: string;
@@ -51,61 +51,69 @@ export async function getChatByID(db: Queryable, id: string, opts?: QueryOptions
   return rows[0] && toChat(rows[0]);
 }
 
-// The newest message id comes along: notices say which message preceded theirs, so subscribers can tell a gap.
-const lockChatByIDQ = namedQuery(
-  'lockChatByID',
-  `SELECT ${chatColumns}, (SELECT coalesce(max(m.id), 0) FROM chat_messages m WHERE m.chat_id = chats.id) AS last_message_id
-     FROM chats WHERE id = $1 FOR UPDATE`,
-);
+const lockChatByIDQ = namedQuery('lockChatByID', `SELECT ${chatColumns} FROM chats WHERE id = $1 FOR UPDATE`);
 
-/** Inside a transaction: the chat row, locked until commit, and the id of its newest message (0 when none). */
-export async function lockChatByID(tx: Queryable, id: string): Promise<{ chat: Chat; lastMessageId: number } | undefined> {
-  const { rows } = await tx.query<ChatRow & { last_message_id: string }>(lockChatByIDQ, [id]);
-  return rows[0] && { chat: toChat(rows[0]), lastMessageId: Number(rows[0].last_message_id) };
+/** Inside a transaction: the chat row, locked until commit. */
+export async function lockChatByID(tx: Queryable, id: string): Promise<Chat | undefined> {
+  const { rows } = await tx.query<ChatRow>(lockChatByIDQ, [id]);
+  return rows[0] && toChat(rows[0]);
 }
 
-interface MessageColumns {
-  message_id: string | null;
-  message_content: string | null;
-  message_created_at: Date | null;
-}
+const sendChatMessageQ = namedQuery('sendChatMessage', 'SELECT * FROM chat_send_message($1, $2, $3)');
 
-const messageFrom = (chatId: string, role: ChatRole, r: MessageColumns): ChatMessage | undefined =>
-  r.message_id === null ? undefined : { id: Number(r.message_id), chatId, role, content: r.message_content!, createdAt: r.message_created_at! };
-
-const startChatTurnQ = namedQuery(
-  'startChatTurn',
-  `WITH m AS (INSERT INTO chat_messages (chat_id, role, content) VALUES ($1, 'user', to_jsonb($2::text)) RETURNING id, content, created_at),
-        c AS (UPDATE chats SET status = 'pending', last_error = NULL, worker_id = NULL, updated_at = now() WHERE id = $1 RETURNING ${chatColumns})
-   SELECT c.*, m.id AS message_id, m.content AS message_content, m.created_at AS message_created_at FROM c, m`,
-);
-
-/** With the chat locked: adds the user's message and makes the chat pending, in one statement. */
-export async function startChatTurn(tx: Queryable, chatId: string, content: string): Promise<{ chat: Chat; message: ChatMessage }> {
-  const { rows } = await tx.query<ChatRow & MessageColumns>(startChatTurnQ, [chatId, content]);
-  return { chat: toChat(rows[0]!), message: messageFrom(chatId, 'user', rows[0]!)! };
-}
-
-// Pops the oldest queued message (when promoting) into the conversation and sets the next status, in one statement.
-const endChatTurnQ = namedQuery(
-  'endChatTurn',
-  `WITH q AS (DELETE FROM chat_queued_messages
-               WHERE $2::boolean AND id = (SELECT id FROM chat_queued_messages WHERE chat_id = $1 ORDER BY id LIMIT 1)
-               RETURNING content),
-        m AS (INSERT INTO chat_messages (chat_id, role, content) SELECT $1, 'user', content FROM q RETURNING id, content, created_at),
-        c AS (UPDATE chats SET status = CASE WHEN EXISTS (SELECT 1 FROM q) THEN 'pending' WHEN $3::text IS NOT NULL THEN 'error' ELSE 'waiting' END,
-                               last_error = $3, worker_id = NULL, updated_at = now()
-               WHERE id = $1 RETURNING ${chatColumns})
-   SELECT c.*, m.id AS message_id, m.content AS message_content, m.created_at AS message_created_at FROM c LEFT JOIN m ON true`,
-);
+export type SendChatMessageResult =
+  | { outcome: 'started'; chat: Chat; message: ChatMessage; prevMessageId: number }
+  | { outcome: 'queued'; chat: Chat; queued: QueuedChatMessage }
+  | { outcome: 'full'; chat: Chat };
 
 /**
- * With the chat locked, at the end of a turn: promote the next queued message (only when `promote`) and set the
- * status — `pending` with a promoted message, else `error` when `lastError`, else `waiting`.
+ * One round trip under the chat's row lock: a running or pending chat queues the message (`full` at `queueLimit`),
+ * any other starts a turn with it. Undefined when the chat is gone.
  */
-export async function endChatTurn(tx: Queryable, chatId: string, promote: boolean, lastError: string | null): Promise<{ chat: Chat; promoted?: ChatMessage }> {
-  const { rows } = await tx.query<ChatRow & MessageColumns>(endChatTurnQ, [chatId, promote, lastError]);
-  return { chat: toChat(rows[0]!), promoted: messageFrom(chatId, 'user', rows[0]!) };
+export async function sendChatMessage(db: Queryable, chatId: string, content: string, queueLimit: number): Promise<SendChatMessageResult | undefined> {
+  const { rows } = await db.query<ChatRow & { outcome: 'started' | 'queued' | 'full'; item_id: string | null; item_created_at: Date | null; prev_message_id: string | null }>(
+    sendChatMessageQ,
+    [chatId, content, queueLimit],
+  );
+  const r = rows[0];
+  if (!r) return undefined;
+  const chat = toChat(r);
+  if (r.outcome === 'full') return { outcome: 'full', chat };
+  const id = Number(r.item_id);
+  if (r.outcome === 'queued') return { outcome: 'queued', chat, queued: { id, chatId, content, createdAt: r.item_created_at! } };
+  return { outcome: 'started', chat, message: { id, chatId, role: 'user', content, createdAt: r.item_created_at! }, prevMessageId: Number(r.prev_message_id) };
+}
+
+const endChatTurnQ = namedQuery('endChatTurn', 'SELECT * FROM chat_end_turn($1, $2, $3, $4)');
+
+/**
+ * Ends the turn if the chat is still `workerId`'s, in one round trip: stores the reply, promotes the next queued
+ * message unless the turn failed, and sets `pending`, `error` or `waiting`. Undefined when the chat was interrupted,
+ * archived or taken over meanwhile. `added` are the new messages in order; `prevMessageId` the newest before them.
+ */
+export async function endChatTurn(
+  db: Queryable,
+  chatId: string,
+  workerId: string,
+  text: string | undefined,
+  lastError: string | undefined,
+): Promise<{ chat: Chat; added: ChatMessage[]; prevMessageId: number } | undefined> {
+  const { rows } = await db.query<
+    ChatRow & {
+      prev_message_id: string;
+      assistant_id: string | null;
+      assistant_created_at: Date | null;
+      promoted_id: string | null;
+      promoted_content: string | null;
+      promoted_created_at: Date | null;
+    }
+  >(endChatTurnQ, [chatId, workerId, text ?? null, lastError ?? null]);
+  const r = rows[0];
+  if (!r) return undefined;
+  const added: ChatMessage[] = [];
+  if (r.assistant_id !== null) added.push({ id: Number(r.assistant_id), chatId, role: 'assistant', content: text!, createdAt: r.assistant_created_at! });
+  if (r.promoted_id !== null) added.push({ id: Number(r.promoted_id), chatId, role: 'user', content: r.promoted_content!, createdAt: r.promoted_created_at! });
+  return { chat: toChat(r), added, prevMessageId: Number(r.prev_message_id) };
 }
 
 // Keyset pagination: newest first, after the chat named by the cursor.

@@ -79,17 +79,7 @@ export class PushDispatcher {
    * so the caller can prune its cache.
    */
   async send(subscriptions: WebpushSubscription[], message: PushMessage): Promise<{ outcomes: SendOutcome[]; deleted: Set<string> }> {
-    const payload = Buffer.from(JSON.stringify(message));
-    if (payload.length > maxPayloadBytes) throw new PayloadTooLargeError(`push payload of ${payload.length} bytes exceeds ${maxPayloadBytes}`);
-    const started = performance.now();
-    const outcomes: SendOutcome[] = new Array<SendOutcome>(subscriptions.length);
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(this.concurrency, subscriptions.length) }, async () => {
-        for (let i = next++; i < subscriptions.length; i = next++) outcomes[i] = await this.sendOne(subscriptions[i]!, payload);
-      }),
-    );
-    this.opts.metrics.duration.observe((performance.now() - started) / 1000);
+    const outcomes = await this.deliver(subscriptions, message);
     const deleted = new Set(outcomes.filter((o) => o.result === 'gone' || o.result === 'rejected').map((o) => o.subscription.id));
     const stale = outcomes.filter((o) => o.result === 'success' && Date.now() - o.subscription.lastSuccessAt.getTime() > successRefreshMs);
     try {
@@ -104,6 +94,22 @@ export class PushDispatcher {
       }
     }
     return { outcomes, deleted };
+  }
+
+  /** Sends without touching stored subscriptions (a subscription's test push before it is stored). */
+  async deliver(subscriptions: Array<Omit<WebpushSubscription, 'id'> & { id?: string }>, message: PushMessage): Promise<SendOutcome[]> {
+    const payload = Buffer.from(JSON.stringify(message));
+    if (payload.length > maxPayloadBytes) throw new PayloadTooLargeError(`push payload of ${payload.length} bytes exceeds ${maxPayloadBytes}`);
+    const started = performance.now();
+    const outcomes: SendOutcome[] = new Array<SendOutcome>(subscriptions.length);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(this.concurrency, subscriptions.length) }, async () => {
+        for (let i = next++; i < subscriptions.length; i = next++) outcomes[i] = await this.sendOne(subscriptions[i] as WebpushSubscription, payload);
+      }),
+    );
+    this.opts.metrics.duration.observe((performance.now() - started) / 1000);
+    return outcomes;
   }
 
   private async sendOne(sub: WebpushSubscription, payload: Buffer): Promise<SendOutcome> {

@@ -1,6 +1,6 @@
 import type { Logger } from '../observability/logger.js';
 import type { Database } from '../postgres/pool.js';
-import { deleteStaleWebpushSubscriptions, deleteWebpushSubscriptionByEndpoint, upsertWebpushSubscription, type WebpushSubscription } from '../store/webpush.js';
+import { deleteStaleWebpushSubscriptions, deleteWebpushSubscriptionByEndpoint, upsertWebpushSubscription } from '../store/webpush.js';
 import type { PushDispatcher, PushMessage, SendOutcome } from './dispatcher.js';
 import type { SubscriptionCache } from './subscriptionCache.js';
 
@@ -37,8 +37,7 @@ export class WebpushService {
 
   /** Proves the subscription works with a test push, then stores it. */
   async subscribe(userId: string, sub: { endpoint: string; authKey: string; p256dhKey: string }, test: PushMessage): Promise<void> {
-    const candidate: WebpushSubscription = { id: '', userId, endpoint: sub.endpoint, authKey: sub.authKey, p256dhKey: sub.p256dhKey, lastSuccessAt: new Date() };
-    const [outcome] = (await this.dispatcher.send([candidate], test)).outcomes;
+    const [outcome] = await this.dispatcher.deliver([{ userId, ...sub, lastSuccessAt: new Date() }], test);
     if (outcome!.result !== 'success') {
       throw new SubscriptionRejectedError(`the push service refused a test notification (${outcome!.status ?? outcome!.error ?? 'no answer'})`);
     }
