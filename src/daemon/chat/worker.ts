@@ -158,12 +158,13 @@ export class ChatWorker {
         this.ended({ chat, model, outcome: signal.reason.why === 'interrupted' ? 'interrupted' : 'abandoned' });
         return;
       }
-      error = err instanceof ProviderError || err instanceof ModelResolutionError ? err.message : 'the model call failed';
-      if (!(err instanceof ProviderError || err instanceof ModelResolutionError)) this.log.warn({ err, chatId: chat.id }, 'chat worker: model call failed');
+      const expected = err instanceof ProviderError || err instanceof ModelResolutionError;
+      error = expected ? err.message : 'the model call failed';
+      if (!expected) this.log.warn({ err, chatId: chat.id }, 'chat worker: model call failed');
     }
 
-    const end = await endChatTurn(db, chat.id, this.id, text, error);
-    streams.endTurn(chat.id);
+    // A failed write leaves the chat running without a heartbeat: the stale sweep hands it to a worker again.
+    const end = await endChatTurn(db, chat.id, this.id, text, error).finally(() => streams.endTurn(chat.id));
     metrics.turns.inc();
     metrics.turnDuration.observe((performance.now() - started) / 1000);
     if (!end) {
