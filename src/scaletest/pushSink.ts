@@ -117,13 +117,21 @@ export async function startPushSink(opts: { tls?: { key: string; cert: string };
   const messages: ReceivedPush[] = [];
   const refusals: string[] = [];
   const verifiedTokens = new Map<string, ReturnType<typeof verifyVapid>>();
+  const keys = new Map<string, { ecdh: ECDH; auth: Buffer }>();
   let count = 0;
   let origin = '';
 
   const handle = (req: IncomingMessage, res: ServerResponse, body: Buffer) => {
     const endpoint = `${origin}${req.url ?? ''}`;
     hits.set(endpoint, (hits.get(endpoint) ?? 0) + 1);
-    const sub = keysFromPath(req.url ?? '');
+    let sub = keys.get(req.url ?? '');
+    if (!sub) {
+      sub = keysFromPath(req.url ?? '');
+      if (sub) {
+        if (keys.size > 100_000) keys.clear();
+        keys.set(req.url!, sub);
+      }
+    }
     if (req.method !== 'POST' || !sub) return res.writeHead(404).end();
     const forced = statuses.get(endpoint);
     if (forced !== undefined) return res.writeHead(forced).end();
