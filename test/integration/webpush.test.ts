@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { getWebpushSubscriptionsByUserID } from '../../src/daemon/store/webpush.js';
+import { namedQuery } from '../../src/daemon/postgres/pool.js';
+import { deleteStaleWebpushSubscriptions, getWebpushSubscriptionsByUserID } from '../../src/daemon/store/webpush.js';
 import { startPushSink } from '../../src/scaletest/pushSink.js';
 import { chatApi, openStream } from '../helpers/chatClient.js';
 import { createTestUser, startTestDaemon } from '../helpers/daemon.js';
@@ -98,19 +99,23 @@ describe('web push', () => {
     expect(sink.messages().filter((m) => m.endpoint === sub.endpoint).length).toBe(1);
   });
 
-  it('deletes a 410 subscription and never contacts it again; keeps and reports a 500', async () => {
+  it('deletes 410 and 403 subscriptions and never contacts them again; keeps and reports a 500', async () => {
     const { user, token } = await subscribed();
     const gone = sink.newSubscription();
     const flaky = sink.newSubscription();
+    const forbidden = sink.newSubscription();
     const p = pushApi(daemon.url, token);
     await p.subscribe(gone);
     await p.subscribe(flaky);
+    await p.subscribe(forbidden);
     sink.respondWith(gone.endpoint, 410);
     sink.respondWith(flaky.endpoint, 500);
+    sink.respondWith(forbidden.endpoint, 403);
     expect((await p.test()).status).toBe(204);
     const left = (await getWebpushSubscriptionsByUserID(daemon.db, user.id)).map((s) => s.endpoint);
     expect(left).toContain(flaky.endpoint);
     expect(left).not.toContain(gone.endpoint);
+    expect(left).not.toContain(forbidden.endpoint);
     const goneHits = sink.hits(gone.endpoint);
     await p.test();
     expect(sink.hits(gone.endpoint)).toBe(goneHits);
@@ -118,6 +123,22 @@ describe('web push', () => {
     const metrics = await (await fetch(`${daemon.url}/metrics`)).text();
     expect(metrics).toMatch(/coderlite_webpush_dispatch_total\{result="gone"\} [1-9]/);
     expect(metrics).toMatch(/coderlite_webpush_dispatch_total\{result="failed"\} [1-9]/);
+    expect(metrics).toMatch(/coderlite_webpush_dispatch_total\{result="rejected"\} [1-9]/);
+  });
+
+  it('refuses a payload over the 4 KiB record before sending anything', async () => {
+    const { user, sub } = await subscribed();
+    const hits = sink.hits(sub.endpoint);
+    const huge = { title: 't'.repeat(5000), body: 'b', icon: '/icon.png', data: { url: '/chats/x' } };
+    await expect(daemon.webpush!.service.dispatchToUser(user.id, huge)).rejects.toThrow(/exceeds/);
+    expect(sink.hits(sub.endpoint)).toBe(hits);
+  });
+
+  it('sweeps subscriptions without a success in 60 days', async () => {
+    const { user } = await subscribed();
+    await daemon.db.query(namedQuery('testAgeSubscriptions', "UPDATE webpush_subscriptions SET last_success_at = now() - interval '61 days' WHERE user_id = $1"), [user.id]);
+    expect(await deleteStaleWebpushSubscriptions(daemon.db, 60)).toEqual([user.id]);
+    expect(await getWebpushSubscriptionsByUserID(daemon.db, user.id)).toEqual([]);
   });
 
   it('validates endpoints and keys, and keeps other users out', async () => {
@@ -188,7 +209,8 @@ describe('web push', () => {
 
   async function subscribed() {
     const u = await createTestUser(daemon);
-    await pushApi(daemon.url, u.token).subscribe(sink.newSubscription());
-    return u;
+    const sub = sink.newSubscription();
+    await pushApi(daemon.url, u.token).subscribe(sub);
+    return { ...u, sub };
   }
 });
