@@ -8,7 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startDaemon, type Daemon, type DaemonConfig } from '../daemon/index.js';
 import type { Logger } from '../daemon/observability/logger.js';
 import { createUserWithToken } from '../daemon/users/service.js';
-import { ChatRunner, type ChatOwner, type RunProgress } from './chatRunner.js';
+import { ChatRunner, type ChatOwner, type ChatRunnerOptions, type RunProgress } from './chatRunner.js';
+import { ThreadChatRunner, type ChatRunnerLike } from './chatRunnerWorker.js';
 import { startLlmMock, type LlmMock } from './llmMock.js';
 import { inProcessProbe, remoteProbe, type DaemonFigures, type DaemonProbe, type PoolSample } from './probe.js';
 import { bucketDelta, histogramMaxBound, histogramQuantile } from './promText.js';
@@ -74,6 +75,8 @@ export interface ScaletestOptions {
   onProgress?: (p: LiveProgress) => void;
   /** Starts the push sink; required when pushSubscriptionsPerUser > 0. */
   startPushSink?: () => Promise<PushSink>;
+  /** Run the chat clients on a thread of their own (needs the built JavaScript: the CLI sets it). */
+  clientThread?: boolean;
   /** In-process only: lets a caller add to the daemon's config (tests). */
   daemonOverrides?: Partial<DaemonConfig>;
 }
@@ -252,7 +255,7 @@ export async function runScaletest(opts: ScaletestOptions): Promise<ScaletestRep
   try {
     const pushBaseline = harness.sink?.received() ?? 0;
     const before = await harness.probe.figures();
-    const runner = new ChatRunner({
+    const runnerOptions: ChatRunnerOptions = {
       baseUrl: harness.baseUrl,
       owners: harness.owners,
       chats: opts.chats,
@@ -261,7 +264,8 @@ export async function runScaletest(opts: ScaletestOptions): Promise<ScaletestRep
       turnTimeoutMs: opts.turnTimeoutMs,
       signal: stop.signal,
       timeoutReason: 'deadline',
-    });
+    };
+    const runner: ChatRunnerLike = opts.clientThread ? new ThreadChatRunner(runnerOptions) : new ChatRunner(runnerOptions);
 
     const timeline: TimelinePoint[] = [];
     const poolSamples: PoolSample[] = [];

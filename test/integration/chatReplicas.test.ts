@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { getChatByID } from '../../src/daemon/store/chats.js';
-import { getRecentChatMessages } from '../../src/daemon/store/messages.js';
+import { getChatMessagesAfter } from '../../src/daemon/store/messages.js';
 import { chatApi, openStream } from '../helpers/chatClient.js';
 import { startServerProcess } from '../helpers/cli.js';
 import { createTestUser, startTestDaemon } from '../helpers/daemon.js';
@@ -24,7 +24,7 @@ describe('replicas on one PostgreSQL', () => {
     await expect.poll(() => a.chats.worker.runningTurns()).toBe(0);
     await s.waitFor((e) => e.type === 'status' && e.status === 'waiting');
     expect((await getChatByID(a.db, chat.id))!.status).toBe('waiting');
-    expect((await getRecentChatMessages(a.db, chat.id, 10)).map((m) => m.role)).toEqual(['user']);
+    expect((await getChatMessagesAfter(a.db, chat.id, 0, 10)).map((m) => m.role)).toEqual(['user']);
 
     // The next turn, also on A, reaches B's client as status and message events.
     await chatApi(b.url, user.token).send(chat.id, 'again');
@@ -74,7 +74,7 @@ describe('replicas on one PostgreSQL', () => {
     const second = await startTestDaemon({ postgresUrl: url, chat: { fakeTokens: 2, fakeTokenDelayMs: 1 } });
     for (const id of ids) {
       await expect.poll(async () => (await getChatByID(db, id))!.status).toBe('waiting');
-      expect((await getRecentChatMessages(second.db, id, 10)).map((m) => m.role)).toEqual(['user', 'assistant']);
+      expect((await getChatMessagesAfter(second.db, id, 0, 10)).map((m) => m.role)).toEqual(['user', 'assistant']);
     }
   });
 });

@@ -165,6 +165,7 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\`. Exit
       subscriptionCache: flags['subscription-cache'],
       gates: { maxQueriesPerTurn: flags['max-queries-per-turn'], maxPoolWaitP99Ms },
       startPushSink: startPushSinkWorker,
+      clientThread: true,
     };
   }
 

@@ -6,14 +6,13 @@ import type { Logger } from '../observability/logger.js';
 import type { Database } from '../postgres/pool.js';
 import type { Cancel, Subscriber } from '../pubsub/pubsub.js';
 import { acquirePendingChats, endChatTurn, heartbeatChats, recoverStaleChats, releaseWorkerChats } from '../store/chats.js';
-import { getRecentChatMessages } from '../store/messages.js';
 import type { Chat, ChatProviderType } from '../store/types.js';
 import type { ResolvedChatConfig } from './config.js';
 import { ModelResolutionError, type ConfigCache } from './configCache.js';
 import { interruptChannel, messageJson, pendingChannel } from './events.js';
 import type { ChatMetrics } from './metrics.js';
 import type { ChatNotifier } from './notifier.js';
-import { ProviderError, type ModelProvider } from './providers/provider.js';
+import { ProviderError, type ModelProvider, type PromptMessage } from './providers/provider.js';
 import type { ChatStreams } from './stream.js';
 import type { ResolvedModel, TurnEndListener, TurnResult } from './turnResult.js';
 
@@ -116,9 +115,9 @@ export class ChatWorker {
         this.again = false;
         while (!this.closed && this.turns.size < this.opts.config.maxConcurrentTurns) {
           const limit = Math.min(claimBatch, this.opts.config.maxConcurrentTurns - this.turns.size);
-          const chats = await acquirePendingChats(this.opts.db, this.id, limit);
-          for (const chat of chats) this.startTurn(chat);
-          if (chats.length < limit) break;
+          const claimed = await acquirePendingChats(this.opts.db, this.id, limit, historyLimit);
+          for (const { chat, history } of claimed) this.startTurn(chat, history);
+          if (claimed.length < limit) break;
         }
       } while (this.again && !this.closed);
     } catch (err) {
@@ -126,15 +125,15 @@ export class ChatWorker {
     }
   }
 
-  private startTurn(chat: Chat): void {
+  private startTurn(chat: Chat, history: PromptMessage[]): void {
     const abort = new AbortController();
-    const done = this.runTurn(chat, abort.signal)
+    const done = this.runTurn(chat, history, abort.signal)
       .catch((err: unknown) => this.log.error({ err, chatId: chat.id }, 'chat worker: turn failed unexpectedly'))
       .finally(() => this.turns.delete(chat.id));
     this.turns.set(chat.id, { abort, done });
   }
 
-  private async runTurn(chat: Chat, signal: AbortSignal): Promise<void> {
+  private async runTurn(chat: Chat, history: PromptMessage[], signal: AbortSignal): Promise<void> {
     const { db, notifier, streams, metrics } = this.opts;
     const started = performance.now();
     streams.beginTurn(chat.id);
@@ -144,10 +143,9 @@ export class ChatWorker {
     let error: string | undefined;
     try {
       model = await this.opts.configCache.resolve(chat.lastModelConfigId);
-      const history = await getRecentChatMessages(db, chat.id, historyLimit);
       text = await this.opts.providers[model.providerType].complete({
         model,
-        messages: history.map((m) => ({ role: m.role, content: m.content })),
+        messages: history,
         signal,
         onPart: (part) => streams.publishPart(chat.id, part),
       });

@@ -142,18 +142,29 @@ export async function setChatStatus(tx: Queryable, id: string, status: ChatStatu
   return toChat(rows[0]!);
 }
 
-// SKIP LOCKED: replicas claiming at once each take different chats instead of queueing on the same rows.
+// SKIP LOCKED: replicas claiming at once each take different chats instead of queueing on the same rows. The
+// conversation comes along (its latest messages, oldest first), so a turn makes no read of its own before the model.
 const acquirePendingChatsQ = namedQuery(
   'acquirePendingChats',
-  `UPDATE chats SET status = 'running', worker_id = $1, started_at = now(), heartbeat_at = now(), last_error = NULL, updated_at = now()
-    WHERE id IN (SELECT id FROM chats WHERE status = 'pending' AND NOT archived ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-    RETURNING ${chatColumns}`,
+  `WITH claimed AS (
+     UPDATE chats SET status = 'running', worker_id = $1, started_at = now(), heartbeat_at = now(), last_error = NULL, updated_at = now()
+      WHERE id IN (SELECT id FROM chats WHERE status = 'pending' AND NOT archived ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+      RETURNING ${chatColumns})
+   SELECT claimed.*,
+          (SELECT coalesce(json_agg(json_build_object('role', h.role, 'content', h.content) ORDER BY h.id), '[]')
+             FROM (SELECT m.id, m.role, m.content FROM chat_messages m WHERE m.chat_id = claimed.id ORDER BY m.id DESC LIMIT $3) h) AS history
+     FROM claimed`,
 );
 
-/** Claims up to `limit` pending chats for this worker, oldest first. */
-export async function acquirePendingChats(db: Queryable, workerId: string, limit: number): Promise<Chat[]> {
-  const { rows } = await db.query<ChatRow>(acquirePendingChatsQ, [workerId, limit]);
-  return rows.map(toChat);
+/** Claims up to `limit` pending chats for this worker, oldest first, each with its latest `historyLimit` messages. */
+export async function acquirePendingChats(
+  db: Queryable,
+  workerId: string,
+  limit: number,
+  historyLimit: number,
+): Promise<Array<{ chat: Chat; history: Array<Pick<ChatMessage, 'role' | 'content'>> }>> {
+  const { rows } = await db.query<ChatRow & { history: Array<Pick<ChatMessage, 'role' | 'content'>> }>(acquirePendingChatsQ, [workerId, limit, historyLimit]);
+  return rows.map((r) => ({ chat: toChat(r), history: r.history }));
 }
 
 const heartbeatChatsQ = namedQuery(

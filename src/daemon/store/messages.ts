@@ -32,17 +32,6 @@ export async function getChatMessagesAfter(db: Queryable, chatId: string, afterI
   return rows.map(toMessage);
 }
 
-const getRecentChatMessagesQ = namedQuery(
-  'getRecentChatMessages',
-  `SELECT * FROM (SELECT id, chat_id, role, content, created_at FROM chat_messages WHERE chat_id = $1 ORDER BY id DESC LIMIT $2) m ORDER BY id`,
-);
-
-/** The conversation a turn sends to the model: the latest `limit` messages, oldest first. */
-export async function getRecentChatMessages(db: Queryable, chatId: string, limit: number): Promise<ChatMessage[]> {
-  const { rows } = await db.query<MessageRow>(getRecentChatMessagesQ, [chatId, limit]);
-  return rows.map(toMessage);
-}
-
 const getLastChatMessageByRoleQ = namedQuery(
   'getLastChatMessageByRole',
   'SELECT id, chat_id, role, content, created_at FROM chat_messages WHERE chat_id = $1 AND role = $2 ORDER BY id DESC LIMIT 1',
