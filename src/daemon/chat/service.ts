@@ -10,6 +10,7 @@ import type { ChatNotifier } from './notifier.js';
 export const maxQueuedMessages = 20;
 
 export class QueueFullError extends Error {}
+export class ChatArchivedError extends Error {}
 /** The chat vanished between the caller's read and the change (deleted with its owner). */
 export class ChatGoneError extends Error {}
 
@@ -56,15 +57,20 @@ export class ChatService {
     return getChatMessagesAfter(this.opts.db, chat.id, afterId, limit);
   }
 
-  /** Queues the message while a turn is running or about to (409 past the limit), else starts a turn with it. */
-  async send(chat: Chat, content: string): Promise<SendResult> {
-    const result = await sendChatMessage(this.opts.db, chat.id, content, maxQueuedMessages);
-    if (!result) throw new ChatGoneError(`chat ${chat.id} is gone`);
+  /**
+   * Queues the message while a turn is running or about to (409 past the limit), else starts a turn with it. The
+   * statement authorizes too: another user's chat is `ChatGoneError`, as if it did not exist.
+   */
+  async send(owner: User, chatId: string, content: string): Promise<SendResult> {
+    const result = await sendChatMessage(this.opts.db, chatId, owner.id, content, maxQueuedMessages);
+    if (!result) throw new ChatGoneError(`chat ${chatId} not found`);
     const { notifier } = this.opts;
-    if (result.outcome === 'full') throw new QueueFullError(`chat ${chat.id} already has ${maxQueuedMessages} queued messages`);
+    if (result.outcome === 'full') throw new QueueFullError(`chat ${chatId} already has ${maxQueuedMessages} queued messages`);
+    if (result.outcome === 'archived') throw new ChatArchivedError(`chat ${chatId} is archived`);
+    const chat = result.chat;
     if (result.outcome === 'queued') {
       await notifier.stream(chat.id, { queue_update: true });
-      return { queued: true, queuedMessage: result.queued, chat: result.chat };
+      return { queued: true, queuedMessage: result.queued, chat };
     }
     const { message, prevMessageId } = result;
     const local = this.opts.wake();

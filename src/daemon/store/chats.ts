@@ -59,26 +59,33 @@ export async function lockChatByID(tx: Queryable, id: string): Promise<Chat | un
   return rows[0] && toChat(rows[0]);
 }
 
-const sendChatMessageQ = namedQuery('sendChatMessage', 'SELECT * FROM chat_send_message($1, $2, $3)');
+const sendChatMessageQ = namedQuery('sendChatMessage', 'SELECT * FROM chat_send_message($1, $2, $3, $4)');
 
 export type SendChatMessageResult =
   | { outcome: 'started'; chat: Chat; message: ChatMessage; prevMessageId: number }
   | { outcome: 'queued'; chat: Chat; queued: QueuedChatMessage }
-  | { outcome: 'full'; chat: Chat };
+  | { outcome: 'full'; chat: Chat }
+  | { outcome: 'archived'; chat: Chat };
 
 /**
- * One round trip under the chat's row lock: a running or pending chat queues the message (`full` at `queueLimit`),
- * any other starts a turn with it. Undefined when the chat is gone.
+ * One round trip under the chat's row lock, authorizing as it goes: a running or pending chat queues the message
+ * (`full` at `queueLimit`), any other starts a turn with it. Undefined when `ownerId` has no such chat.
  */
-export async function sendChatMessage(db: Queryable, chatId: string, content: string, queueLimit: number): Promise<SendChatMessageResult | undefined> {
-  const { rows } = await db.query<ChatRow & { outcome: 'started' | 'queued' | 'full'; item_id: string | null; item_created_at: Date | null; prev_message_id: string | null }>(
-    sendChatMessageQ,
-    [chatId, content, queueLimit],
-  );
+export async function sendChatMessage(
+  db: Queryable,
+  chatId: string,
+  ownerId: string,
+  content: string,
+  queueLimit: number,
+): Promise<SendChatMessageResult | undefined> {
+  const { rows } = await db.query<
+    ChatRow & { outcome: SendChatMessageResult['outcome']; item_id: string | null; item_created_at: Date | null; prev_message_id: string | null }
+  >(sendChatMessageQ, [chatId, ownerId, content, queueLimit]);
   const r = rows[0];
   if (!r) return undefined;
   const chat = toChat(r);
   if (r.outcome === 'full') return { outcome: 'full', chat };
+  if (r.outcome === 'archived') return { outcome: 'archived', chat };
   const id = Number(r.item_id);
   if (r.outcome === 'queued') return { outcome: 'queued', chat, queued: { id, chatId, content, createdAt: r.item_created_at! } };
   return { outcome: 'started', chat, message: { id, chatId, role: 'user', content, createdAt: r.item_created_at! }, prevMessageId: Number(r.prev_message_id) };

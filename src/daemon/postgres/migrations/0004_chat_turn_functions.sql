@@ -2,7 +2,8 @@
 -- function takes a fresh snapshot (READ COMMITTED), so once the chat row is locked the queue reads see every message
 -- a concurrent sender queued before it released the lock.
 
-CREATE FUNCTION chat_send_message(p_chat uuid, p_content text, p_queue_limit int)
+-- Sends as `p_owner`: another user's chat is no row at all, as if it did not exist; an archived one is `archived`.
+CREATE FUNCTION chat_send_message(p_chat uuid, p_owner uuid, p_content text, p_queue_limit int)
 RETURNS TABLE (
   id uuid, owner_id uuid, title text, status text, worker_id text, started_at timestamptz, heartbeat_at timestamptz,
   last_model_config_id uuid, last_error text, archived boolean, created_at timestamptz, updated_at timestamptz,
@@ -17,11 +18,13 @@ DECLARE
   v_item_at timestamptz;
   v_prev bigint;
 BEGIN
-  SELECT * INTO c FROM chats WHERE chats.id = p_chat FOR UPDATE;
+  SELECT * INTO c FROM chats WHERE chats.id = p_chat AND chats.owner_id = p_owner FOR UPDATE;
   IF NOT FOUND THEN
     RETURN;
   END IF;
-  IF c.status IN ('running', 'pending') THEN
+  IF c.archived THEN
+    v_outcome := 'archived';
+  ELSIF c.status IN ('running', 'pending') THEN
     IF (SELECT count(*) FROM chat_queued_messages q WHERE q.chat_id = p_chat) >= p_queue_limit THEN
       v_outcome := 'full';
     ELSE
