@@ -105,7 +105,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     if (!postgresUrl) {
       const embedded: EmbeddedPostgres = await startEmbeddedPostgres({ dataDir: config.dataDir, logger, settings: config.embeddedSettings });
       cleanups.push(() => embedded.stop());
-      postgresUrl = embedded.url;
+      postgresUrl = embedded.localUrl;
     }
     const db = createDatabase({ connectionString: postgresUrl, max: config.postgresPoolMax, registry });
     cleanups.push(() => db.close());

@@ -3,6 +3,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { runCli, startServerProcess } from '../helpers/cli.js';
@@ -28,6 +29,14 @@ describe('server on the embedded PostgreSQL', async () => {
     const url = await runCli(['server', 'postgres-builtin-url', '--data-dir', dataDir]);
     expect(url.code).toBe(0);
     expect(url.stdout).toMatch(/^postgres:\/\/postgres:[^@]+@127\.0\.0\.1:\d+\/postgres\n$/);
+    // Other processes come over TCP; the server's own pool uses the cluster's Unix socket (no client address).
+    const probe = new pg.Client({ connectionString: url.stdout.trim() });
+    await probe.connect();
+    const { rows } = await probe.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'coder-lite' AND client_port = -1",
+    );
+    await probe.end();
+    expect(rows[0]!.n).toBeGreaterThan(0);
     const user = await runCli(['users', 'create', 'dora', '--data-dir', dataDir]);
     expect(user.code).toBe(0);
 

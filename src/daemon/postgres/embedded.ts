@@ -17,6 +17,8 @@ export function defaultDataDir(): string {
 
 export interface EmbeddedPaths {
   cluster: string;
+  /** The cluster's Unix socket lives here: cheaper than TCP for the daemon's own connections. */
+  socketDir: string;
   passwordFile: string;
   /** Written while a cluster runs: its URL and the pid of the process that owns it. */
   runFile: string;
@@ -24,7 +26,7 @@ export interface EmbeddedPaths {
 
 export function embeddedPaths(dataDir: string): EmbeddedPaths {
   const dir = resolve(dataDir);
-  return { cluster: join(dir, 'postgres'), passwordFile: join(dir, 'postgres.password'), runFile: join(dir, 'postgres.json') };
+  return { cluster: join(dir, 'postgres'), socketDir: join(dir, 'socket'), passwordFile: join(dir, 'postgres.password'), runFile: join(dir, 'postgres.json') };
 }
 
 interface RunRecord {
@@ -153,9 +155,15 @@ export interface EmbeddedOptions {
 }
 
 export interface EmbeddedPostgres {
+  /** TCP on loopback: what other processes and `server postgres-builtin-url` use. */
   url: string;
+  /** Over the Unix socket when the path allows one: for the owning process's own pool. */
+  localUrl: string;
   stop(): Promise<void>;
 }
+
+/** sun_path holds 108 bytes; the socket file is `<dir>/.s.PGSQL.<port>`. */
+const maxSocketDirLength = 90;
 
 export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<EmbeddedPostgres> {
   const { logger } = opts;
@@ -175,7 +183,13 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   const port = await freeLoopbackPort();
   const recent: string[] = [];
   const EmbeddedPostgresCtor = await importEmbeddedPostgres();
-  const settings = { listen_addresses: '127.0.0.1', unix_socket_directories: '', ...opts.settings };
+  const socketDir = paths.socketDir.length <= maxSocketDirLength ? paths.socketDir : undefined;
+  if (socketDir) {
+    await mkdir(socketDir, { recursive: true });
+    // As root, PostgreSQL runs as the postgres user and must create its socket here; the socket still asks for the password.
+    await chmod(socketDir, 0o1777);
+  }
+  const settings = { listen_addresses: '127.0.0.1', unix_socket_directories: socketDir ?? '', ...opts.settings };
   const pg = new EmbeddedPostgresCtor({
     databaseDir: paths.cluster,
     port,
@@ -219,6 +233,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   let stopping: Promise<void> | undefined;
   return {
     url,
+    localUrl: socketDir ? `${url}?host=${encodeURIComponent(socketDir)}` : url,
     stop() {
       stopping ??= (async () => {
         await pg.stop();

@@ -124,7 +124,10 @@ function cancelBackend(config: pg.ClientConfig, client: pg.PoolClient): void {
   packet.writeInt32BE(80877102, 4);
   packet.writeInt32BE(processID, 8);
   packet.writeInt32BE(secretKey, 12);
-  const socket = netConnect({ host: config.host ?? 'localhost', port: config.port ?? 5432 }, () => socket.end(packet));
+  const host = config.host ?? 'localhost';
+  const port = config.port ?? 5432;
+  const target = host.startsWith('/') ? { path: `${host}/.s.PGSQL.${port}` } : { host, port };
+  const socket = netConnect(target, () => socket.end(packet));
   socket.on('error', () => socket.destroy());
   socket.setTimeout(5000, () => socket.destroy());
 }
@@ -276,7 +279,8 @@ function parseConnectionString(url: string): pg.ClientConfig {
   }
   const sslmode = parsed.searchParams.get('sslmode');
   return {
-    host: decodeURIComponent(parsed.hostname) || 'localhost',
+    // libpq's convention: `?host=/dir` reaches the server over the Unix socket in that directory.
+    host: parsed.searchParams.get('host') ?? (decodeURIComponent(parsed.hostname) || 'localhost'),
     port: parsed.port ? Number(parsed.port) : 5432,
     user: decodeURIComponent(parsed.username) || undefined,
     password: decodeURIComponent(parsed.password) || undefined,
