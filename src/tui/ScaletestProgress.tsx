@@ -16,7 +16,7 @@ export interface ScaletestProgressProps {
 }
 
 const phaseLabel: Record<Phase, string> = {
-  starting: 'starting the daemon…',
+  starting: 'starting…',
   setup: 'creating users and push subscriptions…',
   running: 'running',
   draining: 'waiting for the last pushes…',

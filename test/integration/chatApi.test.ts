@@ -187,6 +187,29 @@ describe('chat API and streams', () => {
     s2.close();
   });
 
+  it('times a model out when it stalls, not while it keeps streaming a long reply', async () => {
+    const llmTimeoutMs = 1000;
+    // 15 tokens 100 ms apart take longer than the timeout in all, but never stall for it.
+    const steady = await startLlmMock({ tokens: 15, tokenDelayMs: 100 });
+    const silent = await startLlmMock({ latencyMs: 10 * llmTimeoutMs });
+    afterAll(async () => {
+      await steady.close();
+      await silent.close();
+    });
+    for (const [llm, expected] of [
+      [steady, { status: 'waiting' }],
+      [silent, { status: 'error', last_error: expect.stringMatching(/stopped answering \(timeout\)/) }],
+    ] as const) {
+      const d = await startTestDaemon({ chat: { provider: 'openai-compat', llmBaseUrl: llm.baseUrl, llmModel: 'mock', llmTimeoutMs } });
+      const user = await createTestUser(d);
+      const chat = await chatApi(d.url, user.token).createChat('take your time');
+      const s = await openStream(d.url, user.token, chat.id);
+      await s.waitFor((e) => e.type === 'status' && (e.status === 'waiting' || e.status === 'error'));
+      expect(s.events().findLast((e) => e.type === 'status')).toMatchObject(expected);
+      s.close();
+    }
+  });
+
   it('cuts off a client that does not read instead of buffering without bound', async () => {
     const d = await startTestDaemon({ chat: { fakeTokens: 400_000, fakeTokenDelayMs: 0, streamBacklogBytes: 64 * 1024 } });
     const user = await createTestUser(d);

@@ -7,6 +7,7 @@ import { runScaletest, type ScaletestOptions } from '../../src/scaletest/runner.
 import { runCli, startServerProcess } from '../helpers/cli.js';
 import { createTestUser } from '../helpers/daemon.js';
 import { createTestDatabase, createTestPool } from '../helpers/db.js';
+import { freeFixedPort } from '../helpers/net.js';
 
 async function inProcess(over: Partial<ScaletestOptions> = {}): Promise<ScaletestReport> {
   return runScaletest({
@@ -55,7 +56,7 @@ describe('scaletest against a real daemon', () => {
     const sink = await startPushSink();
     afterAll(() => sink.close());
     // The server's model is the scaletest's LLM mock, started by the scaletest on --llm-address.
-    const llmPort = 20_000 + Math.floor(Math.random() * 20_000);
+    const llmPort = await freeFixedPort();
     const server = await startServerProcess([
       '--postgres-url', url, '--chat-provider', 'openai-compat', '--llm-base-url', `http://127.0.0.1:${llmPort}/v1`, '--webpush-allow-insecure-endpoints',
     ]);

@@ -24,7 +24,7 @@ export interface ChatConfig {
   controlReadTimeoutMs?: number;
   /** Turns one replica runs at once. Default 1000 (turns mostly wait on the model). */
   maxConcurrentTurns?: number;
-  /** openai-compat request timeout. Default 120 s. */
+  /** How long an openai-compat model may go silent (before its headers or between chunks). Default 120 s. */
   llmTimeoutMs?: number;
   /** Bytes a WebSocket client may leave unread before it is cut off. Default 4 MiB. */
   streamBacklogBytes?: number;

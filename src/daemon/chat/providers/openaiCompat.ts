@@ -1,3 +1,5 @@
+import { request, type Dispatcher } from 'undici';
+
 import { ProviderError, type CompletionRequest, type ModelProvider } from './provider.js';
 
 interface ChunkJson {
@@ -7,17 +9,18 @@ interface ChunkJson {
 
 /**
  * Streams `POST {baseUrl}/chat/completions` (OpenAI's SSE format) from any compatible server. Every failure —
- * refused connection, timeout, non-2xx, malformed stream — becomes a ProviderError with a readable message.
+ * refused connection, a stall past the timeout, non-2xx, malformed stream — becomes a ProviderError with a readable
+ * message. undici's `request` rather than `fetch`: a turn is one call, and fetch's web streams and extra abort
+ * signals cost a measurable share of a busy daemon's event loop.
  */
 export function openaiCompatProvider(opts: { timeoutMs: number }): ModelProvider {
   return {
     async complete({ model, messages, signal, onPart }: CompletionRequest): Promise<string> {
       if (!model.baseUrl) throw new ProviderError(`provider ${model.providerId} has no base URL`);
       const url = `${model.baseUrl.replace(/\/+$/, '')}/chat/completions`;
-      const timeout = AbortSignal.timeout(opts.timeoutMs);
-      let res: Response;
+      let res: Dispatcher.ResponseData;
       try {
-        res = await fetch(url, {
+        res = await request(url, {
           method: 'POST',
           headers: {
             'content-type': 'application/json',
@@ -25,29 +28,34 @@ export function openaiCompatProvider(opts: { timeoutMs: number }): ModelProvider
             ...(model.apiKey ? { authorization: `Bearer ${model.apiKey}` } : {}),
           },
           body: JSON.stringify({ model: model.model, messages, stream: true }),
-          signal: AbortSignal.any([signal, timeout]),
+          signal,
+          // A stall, not the whole reply: long answers stream for as long as tokens keep coming.
+          headersTimeout: opts.timeoutMs,
+          bodyTimeout: opts.timeoutMs,
         });
       } catch (err) {
-        throw providerFailure(err, signal, timeout, url);
+        throw providerFailure(err, signal, url);
       }
-      if (!res.ok) {
-        const body = await res.text().catch(() => '');
-        throw new ProviderError(`${url} answered ${res.status}: ${body.slice(0, 200).trim() || res.statusText}`);
+      if (res.statusCode < 200 || res.statusCode >= 300) {
+        const body = await res.body.text().catch(() => '');
+        throw new ProviderError(`${url} answered ${res.statusCode}: ${body.slice(0, 200).trim() || 'no body'}`);
       }
-      if (!res.body) throw new ProviderError(`${url} answered without a body`);
       let text = '';
       let buffered = '';
-      const decoder = new TextDecoder();
       try {
-        for await (const chunk of res.body) {
-          buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+        res.body.setEncoding('utf8');
+        for await (const chunk of res.body as AsyncIterable<string>) {
+          buffered += chunk;
           let nl: number;
           while ((nl = buffered.indexOf('\n')) >= 0) {
             const line = buffered.slice(0, nl).trim();
             buffered = buffered.slice(nl + 1);
             if (!line.startsWith('data:')) continue;
             const data = line.slice(5).trim();
-            if (data === '[DONE]') return text;
+            if (data === '[DONE]') {
+              res.body.destroy();
+              return text;
+            }
             let json: ChunkJson;
             try {
               json = JSON.parse(data) as ChunkJson;
@@ -63,18 +71,19 @@ export function openaiCompatProvider(opts: { timeoutMs: number }): ModelProvider
           }
         }
       } catch (err) {
+        res.body.destroy();
         if (err instanceof ProviderError) throw err;
-        throw providerFailure(err, signal, timeout, url);
+        throw providerFailure(err, signal, url);
       }
       throw new ProviderError(`${url} ended the stream without [DONE]`);
     },
   };
 }
 
-function providerFailure(err: unknown, signal: AbortSignal, timeout: AbortSignal, url: string): Error {
+function providerFailure(err: unknown, signal: AbortSignal, url: string): Error {
   // The turn's own abort (interrupt, shutdown) is not the provider's failure.
   if (signal.aborted) return signal.reason instanceof Error ? signal.reason : new Error('aborted', { cause: err });
-  if (timeout.aborted) return new ProviderError(`${url} did not finish within the timeout`, { cause: err });
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  return new ProviderError(`cannot reach ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, { cause: err });
+  const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return new ProviderError(`${url} stopped answering (timeout)`, { cause: err });
+  return new ProviderError(`cannot reach ${url}: ${code ?? (err as Error).message}`, { cause: err });
 }
