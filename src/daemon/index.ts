@@ -185,7 +185,9 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
         consoleRoutes(),
       ],
     });
-    await app.listen({ host: listen.host, port: listen.port });
+    // Thousands of clients connecting at once overflowed Node's default accept queue (511) on a busy event loop,
+    // and the kernel reset the connections it could not queue; the kernel caps this at net.core.somaxconn.
+    await app.listen({ host: listen.host, port: listen.port, backlog: 4096 });
     cleanups.push(() => app.close());
     // Closed before the HTTP server (cleanups run in reverse): running turns go back to pending while pubsub still works.
     await worker.start();
