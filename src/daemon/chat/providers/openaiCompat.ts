@@ -53,6 +53,8 @@ export function openaiCompatProvider(opts: { timeoutMs: number }): ModelProvider
             if (!line.startsWith('data:')) continue;
             const data = line.slice(5).trim();
             if (data === '[DONE]') {
+              // The answer is complete: do not wait on a server that keeps the response open. Servers normally end
+              // it in the same packet, so the connection still goes back to the pool.
               res.body.destroy();
               return text;
             }
