@@ -13,7 +13,9 @@ import { ChatStreams, type StreamHooks, type StreamStore } from './chat/stream.j
 import type { TurnEndListener } from './chat/turnResult.js';
 import { ChatWorker } from './chat/worker.js';
 import { parseHttpAddress, version } from './config.js';
-import { buildApp } from './http/app.js';
+import { buildApp, type HttpLimits } from './http/app.js';
+import { authenticated } from './http/auth.js';
+import { createHttpMetrics } from './http/metrics.js';
 import { chatRoutes } from './http/routes/chats.js';
 import { consoleRoutes } from './http/routes/console.js';
 import { healthRoutes } from './http/routes/health.js';
@@ -70,6 +72,8 @@ export interface DaemonConfig {
   webpush?: WebpushConfig;
   /** The URL users reach the daemon at; defaults to the listen URL. */
   accessUrl?: string;
+  /** HTTP limits and timeouts (tests shrink them); defaults in http/app.ts. */
+  http?: Partial<HttpLimits> & { wsPingIntervalMs?: number };
 }
 
 export interface Daemon {
@@ -170,18 +174,23 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     const authenticate = (token: string) => authenticateToken(db, token);
     const getChat = (id: string) => getChatByID(db, id);
 
+    const httpMetrics = createHttpMetrics(registry);
     const app = await buildApp({
       logger,
+      metrics: httpMetrics,
+      limits: config.http,
       routes: [
         healthRoutes({
           ping: (signal) => ping(db, signal),
           registry,
           buildInfo: () => ({ version, ...(webpush ? { webpush_public_key: webpush.vapid.current.publicKey } : {}) }),
         }),
-        userRoutes(authenticate),
-        chatRoutes({ authenticate, service: chatService, getChat }),
-        streamRoutes({ authenticate, streams, getChat, backlogBytes: chatConfig.streamBacklogBytes }),
-        ...(webpush ? [webpushRoutes({ authenticate, service: webpush.service, allowInsecureEndpoints: config.webpush?.allowInsecureEndpoints ?? false })] : []),
+        authenticated(authenticate, [
+          userRoutes(),
+          chatRoutes({ service: chatService, getChat }),
+          streamRoutes({ streams, getChat, backlogBytes: chatConfig.streamBacklogBytes, metrics: httpMetrics, pingIntervalMs: config.http?.wsPingIntervalMs }),
+          ...(webpush ? [webpushRoutes({ service: webpush.service, allowInsecureEndpoints: config.webpush?.allowInsecureEndpoints ?? false })] : []),
+        ]),
         consoleRoutes(),
       ],
     });

@@ -18,8 +18,11 @@ export interface StreamContext {
   deadline?: number;
 }
 
-/** Receives events in order. Must not block: the WebSocket layer buffers and cuts off a client that does not read. */
-export type EventSink = (events: StreamEvent[]) => void;
+/**
+ * Receives events in order. Must not block: the WebSocket layer buffers and cuts off a client that does not read.
+ * A sink with `drained` gets history page by page, the next page only once `drained` resolves (backpressure).
+ */
+export type EventSink = ((events: StreamEvent[]) => void) & { drained?: () => Promise<void> };
 
 /** Test seams around the handshake (DESIGN §4): the lost-update tests commit changes at these points. */
 export interface StreamHooks {
@@ -46,8 +49,14 @@ export interface StreamSubscription {
 
 export class ChatNotFoundError extends Error {}
 
-/** Messages per catch-up read; a longer backlog takes several. */
+/** Messages per history read at most; a longer backlog takes several. */
 const messagePage = 1000;
+/**
+ * Bytes of content one history page aims at: the page size follows the messages' size, so what one subscriber
+ * holds stays near this whatever the history (one message larger than this is one page).
+ */
+const pageTargetBytes = 512 * 1024;
+const firstPage = 64;
 
 interface LocalEntry {
   sinks: Set<(text: string) => void>;
@@ -199,7 +208,10 @@ class Subscription implements StreamSubscription {
       } catch (err) {
         this.log.warn({ err }, 'chat stream: re-reading the chat failed; starting from the authorized row');
       }
-      const messages = await this.readMessages('snapshot');
+      if (this.closed) return;
+      // The snapshot begins with the status, then history page by page under the sink's backpressure; notices
+      // meanwhile wait in `early`, and pages go on until one comes back short, so nothing committed is skipped.
+      await this.streamMessages('snapshot', [statusEvent(current)]);
       let queued: QueuedChatMessage[] | undefined;
       try {
         queued = await store.getQueuedChatMessages(chatId, { signal: this.controlSignal() });
@@ -208,12 +220,12 @@ class Subscription implements StreamSubscription {
       }
       if (this.closed) return;
 
-      const snapshot: StreamEvent[] = [statusEvent(current), ...(messages ?? []).map((m) => ({ type: 'message' as const, message: messageJson(m) }))];
-      if (queued && queued.length > 0) snapshot.push({ type: 'queue_update', queued: queued.map(queuedJson) });
-      for (const text of entry.parts) snapshot.push({ type: 'message_part', text });
-      // The snapshot and the switch to live parts happen in one tick, so no part is lost or doubled.
+      const rest: StreamEvent[] = [];
+      if (queued && queued.length > 0) rest.push({ type: 'queue_update', queued: queued.map(queuedJson) });
+      for (const text of entry.parts) rest.push({ type: 'message_part', text });
+      // The end of the snapshot and the switch to live parts happen in one tick, so no part is lost or doubled.
       this.ready = true;
-      this.sink(snapshot);
+      if (rest.length > 0) this.sink(rest);
       for (const n of this.early.splice(0)) this.enqueue(n);
     } catch (err) {
       await this.cancel();
@@ -297,23 +309,37 @@ class Subscription implements StreamSubscription {
 
   private async catchUp(): Promise<void> {
     this.opts.metrics.catchupQueries.inc();
-    const messages = await this.readMessages('catch-up');
-    if (messages && messages.length > 0 && !this.closed) this.sink(messages.map((m) => ({ type: 'message' as const, message: messageJson(m) })));
+    await this.streamMessages('catch-up');
   }
 
-  /** Messages after the cursor, page by page; advances the cursor. Undefined when the read failed (logged). */
-  private async readMessages(what: string): Promise<ChatMessage[] | undefined> {
-    const out: ChatMessage[] = [];
+  /**
+   * Sends the messages after the cursor page by page, advancing it; with a backpressured sink each page waits until
+   * the client has taken the one before, so one subscriber holds about one page. A failed read is logged; the next
+   * notice retries from the cursor.
+   */
+  private async streamMessages(what: string, lead: StreamEvent[] = []): Promise<void> {
+    let limit = firstPage;
+    // `lead` (the snapshot's status) shares the first frame with the first page.
+    const send = (events: StreamEvent[]) => {
+      if (events.length === 0 && lead.length === 0) return;
+      this.sink([...lead.splice(0), ...events]);
+    };
     try {
       for (;;) {
-        const page = await this.opts.store.getChatMessagesAfter(this.chat.id, this.lastMessageId, messagePage, { signal: this.controlSignal() });
-        out.push(...page);
+        const page = await this.opts.store.getChatMessagesAfter(this.chat.id, this.lastMessageId, limit, { signal: this.controlSignal() });
+        if (this.closed) return;
         if (page.length > 0) this.lastMessageId = page[page.length - 1]!.id;
-        if (page.length < messagePage) return out;
+        send(page.map((m) => ({ type: 'message' as const, message: messageJson(m) })));
+        if (page.length < limit) return;
+        const bytes = page.reduce((n, m) => n + m.content.length, 0);
+        limit = Math.max(1, Math.min(messagePage, Math.floor((pageTargetBytes * page.length) / Math.max(1, bytes))));
+        await this.sink.drained?.();
+        if (this.closed) return;
       }
     } catch (err) {
-      if (!this.closed) this.log.warn({ err }, `chat stream: ${what} read of messages failed; the next notice retries`);
-      return out.length > 0 ? out : undefined;
+      if (this.closed) return;
+      this.log.warn({ err }, `chat stream: ${what} read of messages failed; the next notice retries`);
+      send([]);
     }
   }
 

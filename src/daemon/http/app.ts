@@ -1,34 +1,124 @@
+import type { Socket } from 'node:net';
+
 import websocket from '@fastify/websocket';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 
 import type { Logger } from '../observability/logger.js';
 import { wsProtocol } from './auth.js';
-import { installErrorHandlers } from './errors.js';
+import { ErrRouteNotFound, ErrTooManyConnections, installErrorHandlers } from './errors.js';
+import type { HttpMetrics } from './metrics.js';
+import { installBodyParser, installTextCheck, validatorCompiler } from './validation.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Set for every route with a WebSocket handler; an upgrade anywhere else is answered 404. */
+    webSocketRoute?: boolean;
+  }
+}
+
+/** What one client may send and how long it may take; the README's HTTP section states the same figures. */
+export interface HttpLimits {
+  /** Request body, bytes (413 past it). */
+  bodyLimit: number;
+  /** All request headers together, bytes (431 past it, from Node's parser). */
+  maxHeaderSize: number;
+  /** From the first byte of a request to the end of its headers. */
+  headersTimeoutMs: number;
+  /** From the first byte of a request to the end of its body: a trickled body is cut here. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** A connection with no traffic at all for this long is destroyed (WebSockets excepted: they have pings). */
+  idleSocketTimeoutMs: number;
+  /** How often Node checks the header and request timeouts (they are only as exact as this). */
+  timeoutCheckIntervalMs: number;
+  /** Open connections (WebSockets included); a request on one past the cap is answered 503. */
+  maxConnections: number;
+  /** A client WebSocket message, bytes (the streams only send; presence notes are tiny). */
+  wsMaxPayload: number;
+}
+
+export const defaultHttpLimits: HttpLimits = {
+  bodyLimit: 256 * 1024,
+  maxHeaderSize: 16 * 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 20_000,
+  keepAliveTimeoutMs: 5_000,
+  idleSocketTimeoutMs: 30_000,
+  timeoutCheckIntervalMs: 1_000,
+  maxConnections: 10_000,
+  wsMaxPayload: 8 * 1024,
+};
 
 export interface AppOptions {
   logger: Logger;
+  /** Route plugins, registered in order (the authenticated scope is one of them). */
   routes: FastifyPluginAsync[];
-  /** Maximum request body in bytes. */
-  bodyLimit?: number;
+  metrics: HttpMetrics;
+  limits?: Partial<HttpLimits>;
 }
 
+const isProtocolError = (err: unknown) => typeof (err as { code?: unknown }).code === 'string' && (err as { code: string }).code.startsWith('WS_ERR_');
+
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const limits = { ...defaultHttpLimits, ...opts.limits };
   const app = Fastify({
     loggerInstance: opts.logger.child({ component: 'http' }) as FastifyBaseLogger,
     // Per-request lines would drown the log under load; failures are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: opts.bodyLimit ?? 256 * 1024,
+    bodyLimit: limits.bodyLimit,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    connectionTimeout: limits.idleSocketTimeoutMs,
+    http: { maxHeaderSize: limits.maxHeaderSize, headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: limits.timeoutCheckIntervalMs },
     // Route params are ids and names: keep them short so a hostile URL costs nothing.
     routerOptions: { maxParamLength: 200 },
     return503OnClosing: true,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   });
+  app.setValidatorCompiler(validatorCompiler);
   installErrorHandlers(app);
+  installBodyParser(app);
+  installTextCheck(app);
+  installConnectionCap(app, limits.maxConnections, opts.metrics);
+
   // Client frames are never large: the streams only send. A browser that offered the token subprotocol gets
   // `coder-lite` back (it refuses a socket that names none); the token itself is never echoed.
   await app.register(websocket, {
-    options: { maxPayload: 64 * 1024, handleProtocols: (offered) => (offered.has(wsProtocol) ? wsProtocol : false) },
+    options: { maxPayload: limits.wsMaxPayload, handleProtocols: (offered) => (offered.has(wsProtocol) ? wsProtocol : false) },
+    // Errors on an open socket are the client's (bad frames, oversized messages): counted, logged at debug.
+    errorHandler: (err, socket, req) => {
+      if (isProtocolError(err)) {
+        opts.metrics.wsProtocolErrors.inc();
+        req.log.debug({ err }, 'websocket: client protocol error');
+      } else req.log.warn({ err }, 'websocket: socket error');
+      socket.terminate();
+    },
+  });
+  app.addHook('onRoute', (route) => {
+    route.config = { ...route.config, webSocketRoute: Boolean(route.websocket || route.wsHandler) };
+  });
+  // @fastify/websocket routes every upgrade through fastify; one for a plain route would be accepted and dropped.
+  app.addHook('onRequest', async (req) => {
+    if (req.ws && !req.routeOptions.config.webSocketRoute) throw new ErrRouteNotFound({ args: [`WebSocket ${req.url.split('?')[0]}`] });
   });
   for (const route of opts.routes) await app.register(route);
   return app;
+}
+
+/**
+ * Past `max` open connections a request is answered 503 with Retry-After and `Connection: close` at once, instead
+ * of queueing behind the others; connections that never send a request are closed by the header timeout.
+ */
+function installConnectionCap(app: FastifyInstance, max: number, metrics: HttpMetrics): void {
+  let open = 0;
+  const overCap = new WeakSet<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    if (++open > max) overCap.add(socket);
+    socket.once('close', () => open--);
+  });
+  app.addHook('onRequest', async (req) => {
+    if (!overCap.has(req.raw.socket)) return;
+    metrics.connectionsRefused.inc();
+    throw new ErrTooManyConnections();
+  });
 }

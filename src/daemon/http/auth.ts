@@ -1,12 +1,14 @@
-import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 
-import type { User } from '../store/types.js';
-import { HttpError } from './errors.js';
+import type { Chat, User } from '../store/types.js';
+import { ErrAuthRequired, ErrInvalidToken } from './errors.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Set by the auth hook on authenticated routes. */
+    /** The caller: set by the auth hook of the authenticated scope, so every route registered there has one. */
     user: User;
+    /** The caller's own chat on `/chats/:chat` routes (set by `loadChat`). */
+    chat: Chat;
   }
 }
 
@@ -31,16 +33,22 @@ function tokenFrom(req: FastifyRequest): string | undefined {
 }
 
 /**
- * An onRequest hook for routes that need a caller: `Coder-Session-Token: <token>` or `Authorization: Bearer <token>`
- * (or, on a WebSocket, the token subprotocol above).
- * Route plugins add it with `app.addHook('onRequest', requireAuth(authenticate))`.
+ * The authenticated scope: one `onRequest` hook for every route plugin registered in it, so a route is
+ * authenticated by where it is registered. `Coder-Session-Token: <token>`, `Authorization: Bearer <token>` or,
+ * on a WebSocket, the token subprotocol above.
  */
-export function requireAuth(authenticate: Authenticator): onRequestHookHandler {
-  return async (req: FastifyRequest, _reply: FastifyReply) => {
-    const token = tokenFrom(req);
-    if (!token) throw new HttpError(401, 'authentication required', 'send Coder-Session-Token or Authorization: Bearer');
-    const user = await authenticate(token);
-    if (!user) throw new HttpError(401, 'invalid or expired API token');
-    req.user = user;
+export function authenticated(authenticate: Authenticator, routes: FastifyPluginAsync[]): FastifyPluginAsync {
+  return async (app) => {
+    // Declared up front so every request has the same shape (fastify's advice); the hook fills them in.
+    app.decorateRequest<User | null>('user', null);
+    app.decorateRequest<Chat | null>('chat', null);
+    app.addHook('onRequest', async (req) => {
+      const token = tokenFrom(req);
+      if (!token) throw new ErrAuthRequired({ detail: 'send Coder-Session-Token or Authorization: Bearer' });
+      const user = await authenticate(token);
+      if (!user) throw new ErrInvalidToken();
+      req.user = user;
+    });
+    for (const route of routes) await app.register(route);
   };
 }

@@ -1,81 +1,69 @@
-import type { FastifyPluginAsync, FastifyRequest, preHandlerHookHandler } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
 
-import { ModelResolutionError } from '../../chat/configCache.js';
 import { chatJson, messageJson, queuedJson } from '../../chat/events.js';
-import { ChatArchivedError, ChatGoneError, QueueFullError, type ChatService } from '../../chat/service.js';
+import type { ChatService } from '../../chat/service.js';
 import type { Chat } from '../../store/types.js';
-import { requireAuth, type Authenticator } from '../auth.js';
-import { HttpError, notFound } from '../errors.js';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Set by `loadChat` on `/chats/:chat` routes: the caller's own chat. */
-    chat: Chat;
-  }
-}
+import { ErrChatArchived, ErrChatNotFound } from '../errors.js';
+import { ChatBody, errorResponses, IdempotencyHeaders, MessageBody, QueuedBody } from '../schemas.js';
+import { Uuid } from '../validation.js';
 
 export interface ChatRouteOptions {
-  authenticate: Authenticator;
   service: ChatService;
   getChat: (id: string) => Promise<Chat | undefined>;
 }
 
-export const chatParams = {
-  type: 'object',
-  properties: { chat: { type: 'string', format: 'uuid' } },
-  required: ['chat'],
-} as const;
+/** Longest message, title and content the API takes, in characters. */
+export const maxMessageChars = 100_000;
+export const maxTitleChars = 200;
+/** A page of the chat list and of messages. */
+export const maxChatsPage = 100;
+export const maxMessagesPage = 1000;
+
+export const ChatParams = Type.Object({ chat: Uuid() });
+/** A message cursor: a bigserial id, never past what a JavaScript number holds exactly. */
+export const Cursor = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 });
 
 /** Loads the chat once per request and authorizes it: another user's chat is indistinguishable from none. */
-export function loadChat(getChat: ChatRouteOptions['getChat']): preHandlerHookHandler {
-  return async (req: FastifyRequest) => {
-    const { chat: id } = req.params as { chat: string };
-    const chat = await getChat(id);
-    if (!chat || chat.ownerId !== req.user.id) throw notFound('chat');
+export function loadChat(getChat: ChatRouteOptions['getChat']) {
+  return async (req: FastifyRequest<{ Params: { chat: string } }>) => {
+    const chat = await getChat(req.params.chat);
+    if (!chat || chat.ownerId !== req.user.id) throw new ErrChatNotFound();
     req.chat = chat;
   };
 }
 
-function mapServiceError(err: unknown): never {
-  if (err instanceof QueueFullError) throw new HttpError(409, 'the chat queue is full', err.message);
-  if (err instanceof ModelResolutionError) throw new HttpError(400, 'invalid model_config_id', err.message);
-  if (err instanceof ChatGoneError) throw notFound('chat');
-  if (err instanceof ChatArchivedError) throw archived();
-  throw err;
-}
-
-const archived = () => new HttpError(409, 'the chat is archived');
 const notArchived = (chat: Chat) => {
-  if (chat.archived) throw archived();
+  if (chat.archived) throw new ErrChatArchived();
 };
 
+/** The chat API. Registered in the authenticated scope; errors of the service are mapped by the one error handler. */
 export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
   const { service } = opts;
-  return async (app) => {
-    app.addHook('onRequest', requireAuth(opts.authenticate));
+  return async (plain) => {
+    const app = plain.withTypeProvider<TypeBoxTypeProvider>();
     const withChat = { preHandler: loadChat(opts.getChat) };
 
     app.post(
       '/api/experimental/chats',
       {
         schema: {
-          body: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['message'],
-            properties: {
-              message: { type: 'string', minLength: 1, maxLength: 100_000 },
-              title: { type: 'string', maxLength: 200 },
-              model_config_id: { type: 'string', format: 'uuid' },
+          headers: IdempotencyHeaders,
+          body: Type.Object(
+            {
+              message: Type.String({ minLength: 1, maxLength: maxMessageChars }),
+              title: Type.Optional(Type.String({ maxLength: maxTitleChars })),
+              model_config_id: Type.Optional(Uuid()),
             },
-          },
+            { additionalProperties: false },
+          ),
+          response: { 201: ChatBody, ...errorResponses },
         },
       },
       async (req, reply) => {
-        const body = req.body as { message: string; title?: string; model_config_id?: string };
-        const chat = await service
-          .create(req.user, { message: body.message, title: body.title, modelConfigId: body.model_config_id })
-          .catch(mapServiceError);
+        const { message, title, model_config_id: modelConfigId } = req.body;
+        const chat = await service.create(req.user, { message, title, modelConfigId });
         return reply.status(201).send(chatJson(chat));
       },
     );
@@ -84,42 +72,39 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
       '/api/experimental/chats',
       {
         schema: {
-          querystring: {
-            type: 'object',
-            additionalProperties: false,
-            properties: { limit: { type: 'integer', minimum: 1, maximum: 100, default: 50 }, after_id: { type: 'string', format: 'uuid' } },
-          },
+          querystring: Type.Object(
+            { limit: Type.Integer({ minimum: 1, maximum: maxChatsPage, default: 50 }), after_id: Type.Optional(Uuid()) },
+            { additionalProperties: false },
+          ),
+          response: { 200: Type.Object({ chats: Type.Array(ChatBody) }), ...errorResponses },
         },
       },
       async (req) => {
-        const q = req.query as { limit: number; after_id?: string };
-        const chats = await service.list(req.user, q.after_id ?? null, q.limit);
+        const chats = await service.list(req.user, req.query.after_id ?? null, req.query.limit);
         return { chats: chats.map(chatJson) };
       },
     );
 
-    app.get('/api/experimental/chats/:chat', { schema: { params: chatParams }, ...withChat }, async (req) => chatJson(req.chat));
+    app.get(
+      '/api/experimental/chats/:chat',
+      { schema: { params: ChatParams, response: { 200: ChatBody, ...errorResponses } }, ...withChat },
+      async (req) => chatJson(req.chat),
+    );
 
     app.get(
       '/api/experimental/chats/:chat/messages',
       {
         schema: {
-          params: chatParams,
-          querystring: {
-            type: 'object',
-            additionalProperties: false,
-            properties: {
-              after_id: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 },
-              limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-            },
-          },
+          params: ChatParams,
+          querystring: Type.Object(
+            { after_id: Cursor, limit: Type.Integer({ minimum: 1, maximum: maxMessagesPage, default: 100 }) },
+            { additionalProperties: false },
+          ),
+          response: { 200: Type.Object({ messages: Type.Array(MessageBody) }), ...errorResponses },
         },
         ...withChat,
       },
-      async (req) => {
-        const q = req.query as { after_id: number; limit: number };
-        return { messages: (await service.messages(req.chat, q.after_id, q.limit)).map(messageJson) };
-      },
+      async (req) => ({ messages: (await service.messages(req.chat, req.query.after_id, req.query.limit)).map(messageJson) }),
     );
 
     // No loadChat here: the send statement authorizes as it locks the row, one round trip for the hottest route.
@@ -127,26 +112,39 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
       '/api/experimental/chats/:chat/messages',
       {
         schema: {
-          params: chatParams,
-          body: { type: 'object', additionalProperties: false, required: ['content'], properties: { content: { type: 'string', minLength: 1, maxLength: 100_000 } } },
+          params: ChatParams,
+          headers: IdempotencyHeaders,
+          body: Type.Object({ content: Type.String({ minLength: 1, maxLength: maxMessageChars }) }, { additionalProperties: false }),
+          response: {
+            201: Type.Object({ queued: Type.Literal(false), message: MessageBody, chat: ChatBody }),
+            202: Type.Object({ queued: Type.Literal(true), queued_message: QueuedBody, chat: ChatBody }),
+            ...errorResponses,
+          },
         },
       },
       async (req, reply) => {
-        const { chat } = req.params as { chat: string };
-        const result = await service.send(req.user, chat, (req.body as { content: string }).content).catch(mapServiceError);
+        const result = await service.send(req.user, req.params.chat, req.body.content);
         if (result.queued) return reply.status(202).send({ queued: true, queued_message: queuedJson(result.queuedMessage), chat: chatJson(result.chat) });
         return reply.status(201).send({ queued: false, message: messageJson(result.message), chat: chatJson(result.chat) });
       },
     );
 
-    app.post('/api/experimental/chats/:chat/interrupt', { schema: { params: chatParams }, ...withChat }, async (req) => {
-      notArchived(req.chat);
-      return chatJson(await service.interrupt(req.chat).catch(mapServiceError));
-    });
+    app.post(
+      '/api/experimental/chats/:chat/interrupt',
+      { schema: { params: ChatParams, response: { 200: ChatBody, ...errorResponses } }, ...withChat },
+      async (req) => {
+        notArchived(req.chat);
+        return chatJson(await service.interrupt(req.chat));
+      },
+    );
 
-    app.delete('/api/experimental/chats/:chat', { schema: { params: chatParams }, ...withChat }, async (req, reply) => {
-      await service.archive(req.chat).catch(mapServiceError);
-      return reply.status(204).send();
-    });
+    app.delete(
+      '/api/experimental/chats/:chat',
+      { schema: { params: ChatParams, response: { 204: Type.Null(), ...errorResponses } }, ...withChat },
+      async (req, reply) => {
+        await service.archive(req.chat);
+        return reply.status(204).send(null);
+      },
+    );
   };
 }

@@ -2,9 +2,12 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
 
-import { notFound } from '../errors.js';
+import { ErrAssetNotFound } from '../errors.js';
+import { ErrorBody } from '../schemas.js';
 
 /** Copied next to the compiled routes by scripts/copy-assets.js, so the same path works from src and dist. */
 const staticDir = new URL('../static/', import.meta.url);
@@ -57,35 +60,40 @@ export function loadConsole(dir: URL = staticDir) {
   };
 }
 
-function send(req: FastifyRequest, reply: FastifyReply, f: StaticFile) {
+function send(req: FastifyRequest, reply: FastifyReply, f: StaticFile): void {
   reply
     .header('content-security-policy', consoleCsp)
     .header('x-content-type-options', 'nosniff')
     .header('referrer-policy', 'no-referrer')
     .header('cache-control', f.cacheControl)
     .header('etag', f.etag);
-  if (req.headers['if-none-match'] === f.etag) return reply.status(304).send();
-  return reply.type(f.type).send(f.body);
+  if (req.headers['if-none-match'] === f.etag) reply.status(304).send();
+  else reply.type(f.type).send(f.body);
 }
+
+/** Files go out as the bytes read at start (a Buffer is never serialized); the schema documents them. */
+const fileResponse = { response: { 200: Type.String({ description: 'the file' }), 304: Type.Null(), 404: ErrorBody } };
+const AssetParams = Type.Object({ hash: Type.String({ maxLength: 64 }), name: Type.String({ maxLength: 200 }) });
 
 /** The web console: its page (also for `/chats/:id`, which the page routes itself), service worker, assets and icon. */
 export function consoleRoutes(files = loadConsole()): FastifyPluginAsync {
-  return async (app) => {
+  return async (plain) => {
+    const app = plain.withTypeProvider<TypeBoxTypeProvider>();
     const page = (req: FastifyRequest, reply: FastifyReply) => send(req, reply, files.index);
-    app.get('/', page);
-    app.get('/chats/:chat', page);
-    app.get('/sw.js', (req, reply) => {
+    app.get('/', { schema: fileResponse }, page);
+    app.get('/chats/:chat', { schema: fileResponse }, page);
+    app.get('/sw.js', { schema: fileResponse }, (req, reply) => {
       // Served from the root so it may control every page of the console.
       reply.header('service-worker-allowed', '/');
-      return send(req, reply, files.serviceWorker);
+      send(req, reply, files.serviceWorker);
     });
-    app.get('/icon.png', (req, reply) => send(req, reply, files.icon));
-    app.get('/assets/:hash/:name', (req, reply) => {
-      const { hash, name } = req.params as { hash: string; name: string };
+    app.get('/icon.png', { schema: fileResponse }, (req, reply) => send(req, reply, files.icon));
+    app.get('/assets/:hash/:name', { schema: { params: AssetParams, ...fileResponse } }, (req, reply) => {
+      const { hash, name } = req.params;
       const asset = `/assets/${hash}` === files.assetBase ? files.assets.get(name) : undefined;
       // An old page asking for assets of a previous version gets a 404, never today's file under yesterday's URL.
-      if (!asset) throw notFound('asset');
-      return send(req, reply, asset);
+      if (!asset) throw new ErrAssetNotFound();
+      send(req, reply, asset);
     });
   };
 }

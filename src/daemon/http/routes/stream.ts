@@ -1,67 +1,63 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyPluginAsync } from 'fastify';
+import { Type } from 'typebox';
 import type { WebSocket } from 'ws';
 
-import type { ChatStreams, StreamSubscription } from '../../chat/stream.js';
+import type { EventSink, ChatStreams } from '../../chat/stream.js';
 import type { Chat } from '../../store/types.js';
-import { requireAuth, type Authenticator } from '../auth.js';
-import { chatParams, loadChat } from './chats.js';
+import { ErrUpgradeRequired } from '../errors.js';
+import { frameWriter, type FrameWriter } from '../frames.js';
+import type { HttpMetrics } from '../metrics.js';
+import { errorResponses } from '../schemas.js';
+import { ChatParams, Cursor, loadChat } from './chats.js';
 
 export interface StreamRouteOptions {
-  authenticate: Authenticator;
   streams: ChatStreams;
   getChat: (id: string) => Promise<Chat | undefined>;
   /** Bytes a client may leave unread before it is cut off. */
   backlogBytes: number;
+  metrics: HttpMetrics;
+  /** A ping every this often; a peer that has not answered the previous one is terminated. Default 30 s. */
+  pingIntervalMs?: number;
 }
 
-/** Frames hold at most this many events (DESIGN §4). */
-export const maxEventsPerFrame = 256;
-/** Close code for a client that does not keep up (RFC 6455 1013: try again later). */
-export const closeTooSlow = 1013;
-const pingIntervalMs = 30_000;
+const defaultPingIntervalMs = 30_000;
+/** The streams only send; what a client sends (presence, at most) is small and rare. Counted per ping interval. */
+export const maxClientMessagesPerInterval = 100;
+/** RFC 6455 1008: policy violation. */
+const closePolicy = 1008;
+
+/** Both WebSocket routes answer a plain GET with 426 (and errors before it with their own 4xx). */
+const upgradeRequired = () => {
+  throw new ErrUpgradeRequired();
+};
 
 /**
- * Sends events as JSON-array frames, coalescing what arrives in one turn of the event loop (a burst of parts) into
- * one frame: fewer writes for the server and fewer messages for the client. A client that does not read is cut off
- * once its unsent backlog passes the bound, so a stalled reader never grows memory without limit.
+ * Ties the subscription's life to the socket's: pings notice dead peers (a peer that has not answered the last ping
+ * is terminated) and keep proxies from idling the socket out; a client sending more than it ever should is closed;
+ * close cancels the subscription and releases the writer.
  */
-export function frameSender(socket: WebSocket, backlogBytes: number, onOverflow: () => void) {
-  let pending: unknown[] = [];
-  let scheduled = false;
-  const flush = () => {
-    scheduled = false;
-    const events = pending;
-    pending = [];
-    if (socket.readyState !== socket.OPEN) return;
-    for (let i = 0; i < events.length; i += maxEventsPerFrame) socket.send(JSON.stringify(events.slice(i, i + maxEventsPerFrame)));
-    if (socket.bufferedAmount > backlogBytes) {
-      onOverflow();
-      socket.close(closeTooSlow, 'client too slow: stream backlog exceeded');
-      // The close frame waits behind the unread backlog; do not wait for a client that is not reading.
-      setTimeout(() => socket.terminate(), 2000).unref();
-    }
-  };
-  return (events: unknown[]) => {
-    if (socket.readyState !== socket.OPEN) return;
-    for (const e of events) pending.push(e);
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(flush);
-    }
-  };
-}
-
-/** Ties the subscription's life to the socket's: pings keep proxies from idling it out, close cancels. */
-function bindSocket(socket: WebSocket, open: (signal: AbortSignal) => Promise<() => Promise<void>>, onError: (err: unknown) => void): void {
+function bindSocket(socket: WebSocket, writer: FrameWriter, pingIntervalMs: number, open: (signal: AbortSignal) => Promise<() => Promise<void>>, onError: (err: unknown) => void): void {
   const closed = new AbortController();
-  const ping = setInterval(() => socket.ping(), pingIntervalMs).unref();
+  let answered = true;
+  let received = 0;
+  socket.on('pong', () => (answered = true));
+  socket.on('message', () => {
+    if (++received > maxClientMessagesPerInterval) socket.close(closePolicy, 'too many client messages');
+  });
+  const ping = setInterval(() => {
+    if (!answered) return socket.terminate();
+    answered = false;
+    received = 0;
+    socket.ping();
+  }, pingIntervalMs).unref();
   let cancel: (() => Promise<void>) | undefined;
   socket.on('close', () => {
     clearInterval(ping);
+    writer.close();
     closed.abort();
     void cancel?.();
   });
-  socket.on('error', () => socket.terminate());
   open(closed.signal).then(
     (c) => {
       cancel = c;
@@ -75,51 +71,70 @@ function bindSocket(socket: WebSocket, open: (signal: AbortSignal) => Promise<()
 }
 
 export function streamRoutes(opts: StreamRouteOptions): FastifyPluginAsync {
-  return async (app) => {
-    app.addHook('onRequest', requireAuth(opts.authenticate));
-
-    app.get('/api/experimental/chats/watch', { websocket: true }, (socket, req) => {
-      bindSocket(
-        socket,
-        async () => {
-          const send = frameSender(socket, opts.backlogBytes, () => void cancel());
-          const cancel = await opts.streams.watchOwner(req.user.id, send);
-          // An empty frame says "listening": a client re-reads its list after it, so no change falls in between.
-          socket.send('[]');
-          return cancel;
-        },
-        (err) => req.log.warn({ err }, 'chat watch: could not open'),
-      );
-    });
-
-    app.get(
-      '/api/experimental/chats/:chat/stream',
-      {
-        websocket: true,
-        schema: {
-          params: chatParams,
-          querystring: {
-            type: 'object',
-            additionalProperties: false,
-            properties: { after_id: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 } },
-          },
-        },
-        preHandler: loadChat(opts.getChat),
+  const pingIntervalMs = opts.pingIntervalMs ?? defaultPingIntervalMs;
+  const writerFor = (socket: WebSocket, onCut: () => void) =>
+    frameWriter(socket, {
+      backlogBytes: opts.backlogBytes,
+      onCut: () => {
+        opts.metrics.streamClientsCut.inc();
+        onCut();
       },
-      (socket, req) => {
-        const { after_id: afterId } = req.query as { after_id: number };
+    });
+  return async (plain) => {
+    const app = plain.withTypeProvider<TypeBoxTypeProvider>();
+
+    app.route({
+      method: 'GET',
+      url: '/api/experimental/chats/watch',
+      schema: { response: errorResponses },
+      handler: upgradeRequired,
+      wsHandler: (socket, req) => {
+        let cancel: (() => Promise<void>) | undefined;
+        const writer = writerFor(socket, () => void cancel?.());
         bindSocket(
           socket,
-          async (signal) => {
-            let sub: StreamSubscription | undefined;
-            const send = frameSender(socket, opts.backlogBytes, () => void sub?.cancel());
-            // The middleware's row goes in: no second authorization read (DESIGN §4 step 1).
-            sub = await opts.streams.subscribeAuthorized({ signal }, req.chat, afterId, send);
-            return () => sub.cancel();
+          writer,
+          pingIntervalMs,
+          async () => {
+            cancel = await opts.streams.watchOwner(req.user.id, (events) => writer.send(events));
+            // An empty frame says "listening": a client re-reads its list after it, so no change falls in between.
+            socket.send('[]');
+            return cancel;
           },
-          (err) => req.log.warn({ err, chatId: req.chat.id }, 'chat stream: could not open'),
+          (err) => req.log.warn({ err }, 'chat watch: could not open'),
         );
       },
-    );
+    });
+
+    app.route({
+      method: 'GET',
+      url: '/api/experimental/chats/:chat/stream',
+      schema: {
+        params: ChatParams,
+        querystring: Type.Object({ after_id: Cursor }, { additionalProperties: false }),
+        response: errorResponses,
+      },
+      preHandler: loadChat(opts.getChat),
+      handler: upgradeRequired,
+      wsHandler: (socket, req) => {
+        const { chat } = req;
+        const afterId = req.query.after_id;
+        let cancel: (() => Promise<void>) | undefined;
+        const writer = writerFor(socket, () => void cancel?.());
+        const sink: EventSink = Object.assign((events: Parameters<EventSink>[0]) => writer.send(events), { drained: () => writer.drained() });
+        bindSocket(
+          socket,
+          writer,
+          pingIntervalMs,
+          async (signal) => {
+            // The middleware's row goes in: no second authorization read (DESIGN §4 step 1).
+            const sub = await opts.streams.subscribeAuthorized({ signal }, chat, afterId, sink);
+            cancel = () => sub.cancel();
+            return cancel;
+          },
+          (err) => req.log.warn({ err, chatId: chat.id }, 'chat stream: could not open'),
+        );
+      },
+    });
   };
 }

@@ -1,92 +1,83 @@
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import { Type } from 'typebox';
 
 import type { User } from '../../store/types.js';
 import type { PushMessage } from '../../webpush/dispatcher.js';
 import { endpointProblem } from '../../webpush/endpoint.js';
-import { SubscriptionRejectedError, type WebpushService } from '../../webpush/service.js';
+import type { WebpushService } from '../../webpush/service.js';
 import { defaultIcon } from '../../webpush/turnPush.js';
-import { requireAuth, type Authenticator } from '../auth.js';
-import { HttpError } from '../errors.js';
+import { ErrForbiddenUser, ErrInvalidEndpoint, ErrInvalidKey, ErrSubscriptionNotFound } from '../errors.js';
+import { errorResponses } from '../schemas.js';
 
 export interface WebpushRouteOptions {
-  authenticate: Authenticator;
   service: WebpushService;
   allowInsecureEndpoints: boolean;
 }
 
-const userParams = { type: 'object', required: ['user'], properties: { user: { type: 'string', minLength: 1, maxLength: 100 } } } as const;
-const base64url = { type: 'string', pattern: '^[A-Za-z0-9_-]+={0,2}$', maxLength: 200 } as const;
+/** Longest endpoint URL the API takes. */
+export const maxEndpointChars = 2048;
+
+const UserParams = Type.Object({ user: Type.String({ minLength: 1, maxLength: 100 }) });
+const Base64url = Type.String({ pattern: '^[A-Za-z0-9_-]+={0,2}$', maxLength: 200 });
+const Endpoint = Type.String({ minLength: 1, maxLength: maxEndpointChars });
+const noContent = { 204: Type.Null(), ...errorResponses };
 
 /** `{user}` is `me`, the caller's name or id; anyone else's subscriptions are out of reach. */
-function ownUser(req: FastifyRequest): User {
-  const { user } = req.params as { user: string };
-  const me = req.user;
-  if (user === 'me' || user === me.id || user.toLowerCase() === me.username.toLowerCase()) return me;
-  throw new HttpError(403, "you can only manage your own push subscriptions");
+function ownUser(param: string, me: User): User {
+  if (param === 'me' || param === me.id || param.toLowerCase() === me.username.toLowerCase()) return me;
+  throw new ErrForbiddenUser();
 }
 
 function checkKey(name: string, value: string, bytes: number): void {
   const raw = Buffer.from(value, 'base64url');
   if (raw.length !== bytes || (bytes === 65 && raw[0] !== 4)) {
-    throw new HttpError(400, `invalid ${name}`, bytes === 65 ? 'expected an uncompressed P-256 public key (65 bytes, base64url)' : `expected ${bytes} bytes, base64url`);
+    throw new ErrInvalidKey({ args: [name], detail: bytes === 65 ? 'expected an uncompressed P-256 public key (65 bytes, base64url)' : `expected ${bytes} bytes, base64url` });
   }
 }
 
 const testMessage: PushMessage = { title: 'coder-lite', body: 'Push notifications are on.', icon: defaultIcon, data: { url: '/' } };
 
+/** Registered in the authenticated scope. */
 export function webpushRoutes(opts: WebpushRouteOptions): FastifyPluginAsync {
-  return async (app) => {
-    app.addHook('onRequest', requireAuth(opts.authenticate));
+  return async (plain) => {
+    const app = plain.withTypeProvider<TypeBoxTypeProvider>();
 
     app.post(
       '/api/v2/users/:user/webpush/subscription',
       {
         schema: {
-          params: userParams,
-          body: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['endpoint', 'auth_key', 'p256dh_key'],
-            properties: { endpoint: { type: 'string', minLength: 1, maxLength: 2048 }, auth_key: base64url, p256dh_key: base64url },
-          },
+          params: UserParams,
+          body: Type.Object({ endpoint: Endpoint, auth_key: Base64url, p256dh_key: Base64url }, { additionalProperties: false }),
+          response: noContent,
         },
       },
       async (req, reply) => {
-        const user = ownUser(req);
-        const body = req.body as { endpoint: string; auth_key: string; p256dh_key: string };
-        const problem = endpointProblem(body.endpoint, opts.allowInsecureEndpoints);
-        if (problem) throw new HttpError(400, 'invalid endpoint', problem);
-        checkKey('auth_key', body.auth_key, 16);
-        checkKey('p256dh_key', body.p256dh_key, 65);
-        try {
-          await opts.service.subscribe(user.id, { endpoint: body.endpoint, authKey: body.auth_key, p256dhKey: body.p256dh_key }, testMessage);
-        } catch (err) {
-          if (err instanceof SubscriptionRejectedError) throw new HttpError(400, 'the subscription did not accept a test notification', err.message);
-          throw err;
-        }
-        return reply.status(204).send();
+        const user = ownUser(req.params.user, req.user);
+        const { endpoint, auth_key: authKey, p256dh_key: p256dhKey } = req.body;
+        const problem = endpointProblem(endpoint, opts.allowInsecureEndpoints);
+        if (problem) throw new ErrInvalidEndpoint({ detail: problem });
+        checkKey('auth_key', authKey, 16);
+        checkKey('p256dh_key', p256dhKey, 65);
+        await opts.service.subscribe(user.id, { endpoint, authKey, p256dhKey }, testMessage);
+        return reply.status(204).send(null);
       },
     );
 
     app.delete(
       '/api/v2/users/:user/webpush/subscription',
-      {
-        schema: {
-          params: userParams,
-          body: { type: 'object', additionalProperties: false, required: ['endpoint'], properties: { endpoint: { type: 'string', minLength: 1, maxLength: 2048 } } },
-        },
-      },
+      { schema: { params: UserParams, body: Type.Object({ endpoint: Endpoint }, { additionalProperties: false }), response: noContent } },
       async (req, reply) => {
-        const user = ownUser(req);
-        if (!(await opts.service.unsubscribe(user.id, (req.body as { endpoint: string }).endpoint))) throw new HttpError(404, 'push subscription not found');
-        return reply.status(204).send();
+        const user = ownUser(req.params.user, req.user);
+        if (!(await opts.service.unsubscribe(user.id, req.body.endpoint))) throw new ErrSubscriptionNotFound();
+        return reply.status(204).send(null);
       },
     );
 
-    app.post('/api/v2/users/:user/webpush/test', { schema: { params: userParams } }, async (req, reply) => {
-      const user = ownUser(req);
+    app.post('/api/v2/users/:user/webpush/test', { schema: { params: UserParams, response: noContent } }, async (req, reply) => {
+      const user = ownUser(req.params.user, req.user);
       await opts.service.dispatchToUser(user.id, testMessage);
-      return reply.status(204).send();
+      return reply.status(204).send(null);
     });
   };
 }
