@@ -33,7 +33,7 @@ import type { Pubsub } from './pubsub/pubsub.js';
 import { startWatchdog, type WatchdogOptions } from './pubsub/watchdog.js';
 import { countChatsByStatus, getChatByID } from './store/chats.js';
 import { ping } from './store/health.js';
-import { getChatMessagesAfter } from './store/messages.js';
+import { getChatMessagePage } from './store/messages.js';
 import { lockChatConfigSeed, upsertChatProvider, upsertDefaultChatModelConfig } from './store/providers.js';
 import { getQueuedChatMessages } from './store/queue.js';
 import { deleteWebpushSubscriptionsByIDs, getWebpushSubscriptionsByUserID, markWebpushSubscriptionsSucceeded } from './store/webpush.js';
@@ -144,7 +144,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     cleanups.push(() => configCache.close());
     const realStreamStore: StreamStore = {
       getChatByID: (id, opts) => getChatByID(db, id, opts),
-      getChatMessagesAfter: (id, afterId, limit, opts) => getChatMessagesAfter(db, id, afterId, limit, opts),
+      getChatMessagePage: (id, afterId, limit, maxBytes, opts) => getChatMessagePage(db, id, afterId, limit, maxBytes, opts),
       getQueuedChatMessages: (id, opts) => getQueuedChatMessages(db, id, opts),
     };
     const streams = new ChatStreams({

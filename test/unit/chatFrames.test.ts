@@ -50,6 +50,16 @@ describe('frameWriter', () => {
     expect(frames(socket).at(-1)).toEqual([{ type: 'status' }]);
   });
 
+  it('ends the parts window early past the bound instead of cutting a client that reads', async () => {
+    const socket = fakeSocket();
+    const onCut = vi.fn();
+    const w = frameWriter(socket, { backlogBytes: 1000, partsWindowMs: 25, onCut });
+    for (let i = 0; i < 100; i++) w.send([part(i)]);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(onCut).not.toHaveBeenCalled();
+    expect(frames(socket).flat()).toHaveLength(100);
+  });
+
   it('keeps one batch out: what arrives meanwhile leaves as one frame once the socket has taken it', async () => {
     const socket = fakeSocket();
     const w = frameWriter(socket, { backlogBytes: 1 << 20, onCut: () => undefined });
@@ -101,6 +111,25 @@ describe('frameWriter', () => {
     await vi.advanceTimersByTimeAsync(1);
     expect(socket.terminate).toHaveBeenCalledOnce();
     expect(socket.send).toHaveBeenCalledTimes(1);
+  });
+
+  it('lets one event larger than the bound reach a client that reads, and what follows it', async () => {
+    const socket = fakeSocket();
+    const onCut = vi.fn();
+    const w = frameWriter(socket, { backlogBytes: 1000, onCut });
+    w.send([{ type: 'status' }]);
+    await vi.advanceTimersToNextTimerAsync();
+    w.send([{ type: 'message', text: 'x'.repeat(5000) }]);
+    // The long message is out and not yet taken (the socket still holds it); the status after it waits.
+    socket.drain();
+    await vi.advanceTimersToNextTimerAsync();
+    socket.bufferedAmount = 5000;
+    w.send([{ type: 'status', status: 'waiting' }]);
+    expect(onCut).not.toHaveBeenCalled();
+    socket.bufferedAmount = 0;
+    socket.drain();
+    await vi.advanceTimersToNextTimerAsync();
+    expect(frames(socket).map((f) => f[0]!.type)).toEqual(['status', 'message', 'status']);
   });
 
   it('releases a waiter when the socket closes', async () => {

@@ -8,7 +8,8 @@ import type { ChatMetrics } from './metrics.js';
 /** The reads a subscription makes; tests wrap the real ones to inject failures. */
 export interface StreamStore {
   getChatByID(chatId: string, opts: QueryOptions): Promise<Chat | undefined>;
-  getChatMessagesAfter(chatId: string, afterId: number, limit: number, opts: QueryOptions): Promise<ChatMessage[]>;
+  /** A page of history bounded by count and by content bytes; `more` is false once the history has ended. */
+  getChatMessagePage(chatId: string, afterId: number, limit: number, maxBytes: number, opts: QueryOptions): Promise<{ messages: ChatMessage[]; more: boolean }>;
   getQueuedChatMessages(chatId: string, opts: QueryOptions): Promise<QueuedChatMessage[]>;
 }
 
@@ -52,10 +53,14 @@ export class ChatNotFoundError extends Error {}
 /** Messages per history read at most; a longer backlog takes several. */
 const messagePage = 1000;
 /**
- * Bytes of content one history page aims at: the page size follows the messages' size, so what one subscriber
- * holds stays near this whatever the history (one message larger than this is one page).
+ * Bytes of content in one history page: what one subscriber holds stays near this whatever the history (one message
+ * larger than this is a page of its own).
  */
-const pageTargetBytes = 512 * 1024;
+const pageBytes = 512 * 1024;
+/**
+ * Rows in the first page; later pages ask for as many rows as the last page's average size fits in `pageBytes`, so
+ * the database reads few rows past the byte budget.
+ */
 const firstPage = 64;
 
 interface LocalEntry {
@@ -326,13 +331,14 @@ class Subscription implements StreamSubscription {
     };
     try {
       for (;;) {
-        const page = await this.opts.store.getChatMessagesAfter(this.chat.id, this.lastMessageId, limit, { signal: this.controlSignal() });
+        const page = await this.opts.store.getChatMessagePage(this.chat.id, this.lastMessageId, limit, pageBytes, { signal: this.controlSignal() });
         if (this.closed) return;
-        if (page.length > 0) this.lastMessageId = page[page.length - 1]!.id;
-        send(page.map((m) => ({ type: 'message' as const, message: messageJson(m) })));
-        if (page.length < limit) return;
-        const bytes = page.reduce((n, m) => n + m.content.length, 0);
-        limit = Math.max(1, Math.min(messagePage, Math.floor((pageTargetBytes * page.length) / Math.max(1, bytes))));
+        const { messages } = page;
+        if (messages.length > 0) this.lastMessageId = messages[messages.length - 1]!.id;
+        send(messages.map((m) => ({ type: 'message' as const, message: messageJson(m) })));
+        if (!page.more) return;
+        const bytes = messages.reduce((n, m) => n + Buffer.byteLength(m.content), 0);
+        limit = Math.max(1, Math.min(messagePage, Math.floor((pageBytes * messages.length) / Math.max(1, bytes))));
         await this.sink.drained?.();
         if (this.closed) return;
       }

@@ -19,7 +19,10 @@ export interface FrameSocket {
 }
 
 export interface FrameWriterOptions {
-  /** Bytes a client may leave unread (our buffer plus the socket's) before it is cut. */
+  /**
+   * Bytes a client may leave unread (our buffer plus the socket's) before it is cut, not counting the largest event
+   * among them: one event larger than the bound (a long reply) still reaches a client that reads.
+   */
   backlogBytes: number;
   partsWindowMs?: number;
   /** Called once when the client is cut for not reading. */
@@ -47,6 +50,9 @@ export function frameWriter(socket: FrameSocket, opts: FrameWriterOptions): Fram
   const partsWindowMs = opts.partsWindowMs ?? defaultPartsWindowMs;
   let pending: string[] = [];
   let pendingBytes = 0;
+  /** The largest event waiting, and the largest in the batch out; the bound does not count it. */
+  let pendingLargest = 0;
+  let inFlightLargest = 0;
   let urgent = false;
   let inFlight = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -66,12 +72,17 @@ export function frameWriter(socket: FrameSocket, opts: FrameWriterOptions): Fram
     timer = undefined;
     immediate = undefined;
   };
-  const overBound = () => pendingBytes + socket.bufferedAmount > opts.backlogBytes;
+  const overBound = () => pendingBytes + socket.bufferedAmount - Math.max(pendingLargest, inFlightLargest) > opts.backlogBytes;
+
+  const drop = () => {
+    pending = [];
+    pendingBytes = 0;
+    pendingLargest = 0;
+  };
 
   const cutOff = () => {
     cut = true;
-    pending = [];
-    pendingBytes = 0;
+    drop();
     clearTimers();
     wake();
     opts.onCut();
@@ -83,6 +94,7 @@ export function frameWriter(socket: FrameSocket, opts: FrameWriterOptions): Fram
   const written = () => {
     inFlight--;
     if (inFlight > 0) return;
+    inFlightLargest = 0;
     if (pending.length > 0) schedule(true);
     else wake();
   };
@@ -97,10 +109,11 @@ export function frameWriter(socket: FrameSocket, opts: FrameWriterOptions): Fram
       if (inFlight === 0) wake();
       return;
     }
-    if (overBound()) return cutOff();
+    // Everything before has been taken; a socket still holding more than the bound is not being read.
+    if (socket.bufferedAmount > opts.backlogBytes) return cutOff();
     const events = pending;
-    pending = [];
-    pendingBytes = 0;
+    inFlightLargest = pendingLargest;
+    drop();
     urgent = false;
     for (let i = 0; i < events.length; i += maxEventsPerFrame) {
       inFlight++;
@@ -123,12 +136,18 @@ export function frameWriter(socket: FrameSocket, opts: FrameWriterOptions): Fram
       if (!open()) return;
       for (const e of events) {
         const json = JSON.stringify(e);
+        const bytes = Buffer.byteLength(json);
         pending.push(json);
-        pendingBytes += Buffer.byteLength(json);
+        pendingBytes += bytes;
+        if (bytes > pendingLargest) pendingLargest = bytes;
         if (!('type' in e) || e.type !== 'message_part') urgent = true;
       }
-      if (overBound()) return cutOff();
-      schedule(urgent);
+      // Waiting on the client: past the bound it is cut. Waiting on our own window: past the bound it ends early.
+      if (inFlight > 0) {
+        if (overBound()) cutOff();
+        return;
+      }
+      schedule(urgent || pendingBytes > opts.backlogBytes);
     },
     drained() {
       if (!open() || (inFlight === 0 && pending.length === 0)) return Promise.resolve();
@@ -136,8 +155,7 @@ export function frameWriter(socket: FrameSocket, opts: FrameWriterOptions): Fram
     },
     close() {
       cut = true;
-      pending = [];
-      pendingBytes = 0;
+      drop();
       clearTimers();
       wake();
     },

@@ -32,6 +32,34 @@ export async function getChatMessagesAfter(db: Queryable, chatId: string, afterI
   return rows.map(toMessage);
 }
 
+// Rows start while the running total of content bytes is under $4: at least one row, and at most one past the budget.
+const getChatMessagePageQ = namedQuery(
+  'getChatMessagePage',
+  `SELECT id, chat_id, role, content, created_at, upto FROM (
+     SELECT id, chat_id, role, content, created_at, octet_length(content #>> '{}') AS size,
+            sum(octet_length(content #>> '{}')) OVER (ORDER BY id) AS upto
+     FROM chat_messages WHERE chat_id = $1 AND id > $2 ORDER BY id LIMIT $3
+   ) page WHERE upto - size < $4 ORDER BY id`,
+);
+
+/**
+ * Messages after `afterId`, at most `limit` of them and about `maxBytes` of content (one message larger than that is
+ * a page of its own), so a reader of a long history holds one bounded page at a time. `more` is false only when
+ * the history has certainly ended.
+ */
+export async function getChatMessagePage(
+  db: Queryable,
+  chatId: string,
+  afterId: number,
+  limit: number,
+  maxBytes: number,
+  opts?: QueryOptions,
+): Promise<{ messages: ChatMessage[]; more: boolean }> {
+  const { rows } = await db.query<MessageRow & { upto: string }>(getChatMessagePageQ, [chatId, afterId, limit, maxBytes], opts);
+  const last = rows.at(-1);
+  return { messages: rows.map(toMessage), more: rows.length === limit || (last !== undefined && Number(last.upto) >= maxBytes) };
+}
+
 const getLastChatMessageByRoleQ = namedQuery(
   'getLastChatMessageByRole',
   'SELECT id, chat_id, role, content, created_at FROM chat_messages WHERE chat_id = $1 AND role = $2 ORDER BY id DESC LIMIT 1',
