@@ -83,6 +83,17 @@ describe('timeouts', () => {
   });
 });
 
+describe('framing', () => {
+  it('answers a HEAD with a body without a body, and the next request on the connection normally', async () => {
+    const c = rawClient();
+    await c.connected;
+    c.socket.write('HEAD /api/experimental/chats HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 7\r\n\r\n{"a":1}');
+    c.socket.write('GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n');
+    await expect.poll(() => c.received()).toMatch(/^HTTP\/1\.1 401 [^]*?\r\n\r\nHTTP\/1\.1 200 [^]*\r\n\r\n\{"status":"ok"\}$/);
+    c.socket.destroy();
+  });
+});
+
 describe('connection cap', () => {
   it('answers 503 with Retry-After past the cap instead of queueing, and recovers when connections close', async () => {
     const held = Array.from({ length: 45 }, () => rawClient());
@@ -125,6 +136,17 @@ describe('WebSocket routes', () => {
       });
       expect(status.code, path).toBe(404);
       expect(JSON.parse(status.body)).toMatchObject({ message: expect.stringMatching(/^no route for/) });
+    }
+  });
+
+  it('hangs up on an upgrade answered with an error: at once when the client leaves, else at the request timeout', async () => {
+    for (const leave of [true, false]) {
+      const c = rawClient();
+      await c.connected;
+      c.socket.write(`GET /api/experimental/chats/%FF/stream HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+      await expect.poll(() => c.received()).toMatch(/^HTTP\/1\.1 400[\s\S]*\r\n\r\n\{/);
+      if (leave) c.socket.end();
+      await c.closed;
     }
   });
 

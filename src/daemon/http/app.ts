@@ -1,4 +1,6 @@
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 import websocket from '@fastify/websocket';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
@@ -94,6 +96,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       socket.terminate();
     },
   });
+  closeRefusedUpgrades(app, limits.requestTimeoutMs);
   app.addHook('onRoute', (route) => {
     route.config = { ...route.config, webSocketRoute: Boolean(route.websocket || route.wsHandler) };
   });
@@ -103,6 +106,26 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   for (const route of opts.routes) await app.register(route);
   return app;
+}
+
+/**
+ * Node stops timing a socket out once it is handed over as an upgrade, and an upgrade refused before routing (a bad
+ * URL) or answered 404 leaves it open after the answer. Until the WebSocket is established, a client that hangs up
+ * is hung up on, and one that neither upgrades nor leaves is cut after the request timeout.
+ */
+function closeRefusedUpgrades(app: FastifyInstance, timeoutMs: number): void {
+  const pending = new WeakMap<IncomingMessage, () => void>();
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+    const hangUp = () => socket.destroy();
+    const timer = setTimeout(hangUp, timeoutMs).unref();
+    socket.once('end', hangUp);
+    socket.once('close', () => clearTimeout(timer));
+    pending.set(req, () => {
+      clearTimeout(timer);
+      socket.removeListener('end', hangUp);
+    });
+  });
+  app.websocketServer.on('connection', (_ws: unknown, req: IncomingMessage) => pending.get(req)?.());
 }
 
 /**
