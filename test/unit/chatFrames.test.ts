@@ -11,8 +11,9 @@ function fakeSocket() {
     readyState: 1,
     bufferedAmount: 0,
     sent,
-    send: vi.fn((data: string, cb: (err?: Error) => void) => {
-      sent.push(data);
+    send: vi.fn((data: Buffer, opts: { binary: boolean }, cb: (err?: Error) => void) => {
+      expect(opts.binary).toBe(false);
+      sent.push(data.toString());
       callbacks.push(cb);
     }),
     close: vi.fn(() => {

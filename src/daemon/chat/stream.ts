@@ -211,7 +211,7 @@ class Subscription implements StreamSubscription {
       try {
         current = (await store.getChatByID(chatId, { signal: this.controlSignal() })) ?? this.chat;
       } catch (err) {
-        this.log.warn({ err }, 'chat stream: re-reading the chat failed; starting from the authorized row');
+        if (!this.closed) this.log.warn({ err }, 'chat stream: re-reading the chat failed; starting from the authorized row');
       }
       if (this.closed) return;
       // The snapshot begins with the status, then history page by page under the sink's backpressure; notices
@@ -221,7 +221,7 @@ class Subscription implements StreamSubscription {
       try {
         queued = await store.getQueuedChatMessages(chatId, { signal: this.controlSignal() });
       } catch (err) {
-        this.log.warn({ err }, 'chat stream: reading the queue failed; it follows with the next queue update');
+        if (!this.closed) this.log.warn({ err }, 'chat stream: reading the queue failed; it follows with the next queue update');
       }
       if (this.closed) return;
 

@@ -4,6 +4,7 @@ export const maxEventsPerFrame = 256;
 export const closeTooSlow = 1013;
 /** Parts wait at most this long to share a frame (models emit ~150 tokens/s); anything else goes at once. */
 export const defaultPartsWindowMs = 25;
+const textFrame = { binary: false };
 /** A cut client gets this long to take the close frame before its socket is destroyed. */
 const closeGraceMs = 1000;
 
@@ -13,7 +14,7 @@ export interface FrameSocket {
   readonly OPEN: number;
   /** Bytes handed to the socket and not yet written to the kernel. */
   readonly bufferedAmount: number;
-  send(data: string, cb: (err?: Error) => void): void;
+  send(data: Buffer, options: { binary: boolean }, cb: (err?: Error) => void): void;
   close(code: number, reason: string): void;
   terminate(): void;
 }
@@ -38,6 +39,73 @@ export interface FrameWriter {
   close(): void;
 }
 
+const comma = 0x2c;
+const openBracket = 0x5b;
+const closeBracket = 0x5d;
+const openFrame = Buffer.from('[');
+const closeFrame = Buffer.from(']');
+
+/**
+ * Events waiting for one client, each encoded once into one growing buffer as `,e1,e2,…` with a spare byte at the
+ * end: no object per event for the garbage collector to trace however long a client lags (a few clients with
+ * 10⁵ queued strings each made major collections stall everyone), and the last frame is a view of the buffer with
+ * `[` and `]` written over the first separator and the spare byte.
+ */
+class PendingEvents {
+  private buf = Buffer.alloc(0);
+  private used = 0;
+  private starts: number[] = [];
+  /** Bytes of the largest event waiting. */
+  largest = 0;
+
+  get bytes(): number {
+    return this.used;
+  }
+
+  get count(): number {
+    return this.starts.length;
+  }
+
+  push(json: string): void {
+    const bytes = Buffer.byteLength(json);
+    const need = this.used + bytes + 2;
+    if (need > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, this.buf.length * 2, 4096));
+      this.buf.copy(grown, 0, 0, this.used);
+      this.buf = grown;
+    }
+    this.starts.push(this.used);
+    this.buf[this.used] = comma;
+    this.buf.write(json, this.used + 1, 'utf8');
+    this.used += bytes + 1;
+    if (bytes > this.largest) this.largest = bytes;
+  }
+
+  /** The frames of at most `maxEventsPerFrame` events, emptying the buffer (the frames keep the old one until written). */
+  take(): Buffer[] {
+    const { buf, used, starts } = this;
+    const frames: Buffer[] = [];
+    for (let i = 0; i < starts.length; i += maxEventsPerFrame) {
+      const start = starts[i]!;
+      const next = starts[i + maxEventsPerFrame];
+      if (next === undefined) {
+        buf[start] = openBracket;
+        buf[used] = closeBracket;
+        frames.push(buf.subarray(start, used + 1));
+      } else frames.push(Buffer.concat([openFrame, buf.subarray(start + 1, next), closeFrame]));
+    }
+    this.clear();
+    return frames;
+  }
+
+  clear(): void {
+    this.buf = Buffer.alloc(0);
+    this.used = 0;
+    this.starts = [];
+    this.largest = 0;
+  }
+}
+
 /**
  * Writes stream events to one WebSocket with at most one batch of writes outstanding: while the socket has not taken
  * the last batch, events wait in our own buffer, and all of them leave as one frame once it has. A fast client gets
@@ -48,10 +116,8 @@ export interface FrameWriter {
  */
 export function frameWriter(socket: FrameSocket, opts: FrameWriterOptions): FrameWriter {
   const partsWindowMs = opts.partsWindowMs ?? defaultPartsWindowMs;
-  let pending: string[] = [];
-  let pendingBytes = 0;
-  /** The largest event waiting, and the largest in the batch out; the bound does not count it. */
-  let pendingLargest = 0;
+  const pending = new PendingEvents();
+  /** The largest event in the batch out: like the largest waiting, the bound does not count it. */
   let inFlightLargest = 0;
   let urgent = false;
   let inFlight = 0;
@@ -72,17 +138,11 @@ export function frameWriter(socket: FrameSocket, opts: FrameWriterOptions): Fram
     timer = undefined;
     immediate = undefined;
   };
-  const overBound = () => pendingBytes + socket.bufferedAmount - Math.max(pendingLargest, inFlightLargest) > opts.backlogBytes;
-
-  const drop = () => {
-    pending = [];
-    pendingBytes = 0;
-    pendingLargest = 0;
-  };
+  const overBound = () => pending.bytes + socket.bufferedAmount - Math.max(pending.largest, inFlightLargest) > opts.backlogBytes;
 
   const cutOff = () => {
     cut = true;
-    drop();
+    pending.clear();
     clearTimers();
     wake();
     opts.onCut();
@@ -95,7 +155,7 @@ export function frameWriter(socket: FrameSocket, opts: FrameWriterOptions): Fram
     inFlight--;
     if (inFlight > 0) return;
     inFlightLargest = 0;
-    if (pending.length > 0) schedule(true);
+    if (pending.count > 0) schedule(true);
     else wake();
   };
 
@@ -105,19 +165,17 @@ export function frameWriter(socket: FrameSocket, opts: FrameWriterOptions): Fram
       wake();
       return;
     }
-    if (pending.length === 0) {
+    if (pending.count === 0) {
       if (inFlight === 0) wake();
       return;
     }
     // Everything before has been taken; a socket still holding more than the bound is not being read.
     if (socket.bufferedAmount > opts.backlogBytes) return cutOff();
-    const events = pending;
-    inFlightLargest = pendingLargest;
-    drop();
+    inFlightLargest = pending.largest;
     urgent = false;
-    for (let i = 0; i < events.length; i += maxEventsPerFrame) {
+    for (const frame of pending.take()) {
       inFlight++;
-      socket.send(`[${events.slice(i, i + maxEventsPerFrame).join(',')}]`, written);
+      socket.send(frame, textFrame, written);
     }
   };
 
@@ -135,11 +193,7 @@ export function frameWriter(socket: FrameSocket, opts: FrameWriterOptions): Fram
     send(events) {
       if (!open()) return;
       for (const e of events) {
-        const json = JSON.stringify(e);
-        const bytes = Buffer.byteLength(json);
-        pending.push(json);
-        pendingBytes += bytes;
-        if (bytes > pendingLargest) pendingLargest = bytes;
+        pending.push(JSON.stringify(e));
         if (!('type' in e) || e.type !== 'message_part') urgent = true;
       }
       // Waiting on the client: past the bound it is cut. Waiting on our own window: past the bound it ends early.
@@ -147,15 +201,15 @@ export function frameWriter(socket: FrameSocket, opts: FrameWriterOptions): Fram
         if (overBound()) cutOff();
         return;
       }
-      schedule(urgent || pendingBytes > opts.backlogBytes);
+      schedule(urgent || pending.bytes > opts.backlogBytes);
     },
     drained() {
-      if (!open() || (inFlight === 0 && pending.length === 0)) return Promise.resolve();
+      if (!open() || (inFlight === 0 && pending.count === 0)) return Promise.resolve();
       return new Promise((resolve) => waiters.push(resolve));
     },
     close() {
       cut = true;
-      drop();
+      pending.clear();
       clearTimers();
       wake();
     },
