@@ -81,7 +81,7 @@ const domainErrors: Array<[new (...args: never[]) => Error, new (opts?: ApiError
 ];
 
 /** The API error an error is answered with, or undefined for a bug (a 500). */
-export function toApiError(err: unknown): ApiError | undefined {
+function toApiError(err: unknown): ApiError | undefined {
   if (err instanceof ApiError) return err;
   if (err instanceof DatabaseUnavailableError) return new ErrDatabaseUnavailable({ cause: err });
   if (!(err instanceof Error)) return undefined;
@@ -99,7 +99,7 @@ export function toApiError(err: unknown): ApiError | undefined {
   return undefined;
 }
 
-export function sendApiError(reply: FastifyReply, e: ApiError): FastifyReply {
+function sendApiError(reply: FastifyReply, e: ApiError): FastifyReply {
   return reply
     .status(e.statusCode)
     .headers(e.headers)
