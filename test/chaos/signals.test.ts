@@ -26,6 +26,10 @@ function exitsWithin(server: ServerProcess, ms: number): Promise<number | string
 async function stalledUpload(baseUrl: string, token: string) {
   const { port } = new URL(baseUrl);
   const socket = connect(Number(port), '127.0.0.1');
+  // The server cutting it is the point: a reset is expected.
+  socket.on('error', () => undefined);
+  // Read whatever comes, so the server's FIN is seen and the socket closes.
+  socket.resume();
   await new Promise((resolve) => socket.once('connect', resolve));
   socket.write(`POST /api/experimental/chats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"message":"`);
   return { closed: new Promise<void>((resolve) => socket.once('close', () => resolve())) };
