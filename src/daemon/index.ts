@@ -40,6 +40,7 @@ import { coderLikeTurnReads } from './webpush/coderLikeReads.js';
 import type { WebpushConfig } from './webpush/config.js';
 import { PushDispatcher } from './webpush/dispatcher.js';
 import { createWebpushMetrics } from './webpush/metrics.js';
+import { PresenceTracker } from './webpush/presence.js';
 import { WebpushService } from './webpush/service.js';
 import { SubscriptionCache } from './webpush/subscriptionCache.js';
 import { TurnPush } from './webpush/turnPush.js';
@@ -81,7 +82,7 @@ export interface Daemon {
   pubsub: Pubsub;
   chats: { service: ChatService; streams: ChatStreams; worker: ChatWorker; configCache: ConfigCache };
   /** Absent when Web Push is off. */
-  webpush?: { service: WebpushService; vapid: VapidKeyHolder; turnPush: TurnPush };
+  webpush?: { service: WebpushService; vapid: VapidKeyHolder; turnPush: TurnPush; presence: PresenceTracker };
   /** Resolves with an error when a part fails fatally (the process should exit non-zero). */
   fatal: Promise<Error>;
   /** Graceful shutdown: stop accepting, drain, close the pool, stop embedded PostgreSQL. Idempotent. */
@@ -129,7 +130,10 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     cleanups.push(() => watchdog.close());
     void watchdog.timeout.then(reportFatal);
 
-    const webpush = config.webpush?.enabled === false ? undefined : await startWebpush(config, db, pubsub, registry, cleanups);
+    // Known once listening; notifications link to it.
+    let publicUrl = config.accessUrl;
+    const baseUrl = () => publicUrl ?? 'http://localhost/';
+    const webpush = config.webpush?.enabled === false ? undefined : await startWebpush(config, db, pubsub, registry, cleanups, baseUrl);
     const chatConfig = resolveChatConfig(config.chat);
     await seedChatProvider(db, chatConfig);
     const chatMetrics = createChatMetrics(registry, () => countChatsByStatus(db));
@@ -180,8 +184,8 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
         }),
         userRoutes(authenticate),
         chatRoutes({ authenticate, service: chatService, getChat }),
-        streamRoutes({ authenticate, streams, getChat, backlogBytes: chatConfig.streamBacklogBytes }),
-        ...(webpush ? [webpushRoutes({ authenticate, service: webpush.service, allowInsecureEndpoints: config.webpush?.allowInsecureEndpoints ?? false })] : []),
+        streamRoutes({ authenticate, streams, getChat, backlogBytes: chatConfig.streamBacklogBytes, presence: webpush?.presence }),
+        ...(webpush ? [webpushRoutes({ authenticate, service: webpush.service, allowInsecureEndpoints: config.webpush?.allowInsecureEndpoints ?? false, baseUrl })] : []),
         consoleRoutes(),
       ],
     });
@@ -195,6 +199,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     const addr = app.server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}`;
+    publicUrl ??= url;
     logger.info({ url, version }, 'coder-lite is listening');
     if (webpush && !(config.accessUrl ?? url).startsWith('https:')) {
       logger.warn({ accessUrl: config.accessUrl ?? url }, 'web push: the access URL is not https; browsers only subscribe from secure contexts (localhost aside)');
@@ -228,7 +233,7 @@ async function seedChatProvider(db: Database, c: ResolvedChatConfig): Promise<vo
 }
 
 /** VAPID keys, subscription cache, dispatcher and the push after each turn. */
-async function startWebpush(config: DaemonConfig, db: Database, pubsub: Pubsub, registry: Registry, cleanups: Array<() => Promise<void>>) {
+async function startWebpush(config: DaemonConfig, db: Database, pubsub: Pubsub, registry: Registry, cleanups: Array<() => Promise<void>>, baseUrl: () => string) {
   const { logger } = config;
   const c = config.webpush ?? {};
   const subject = normalizeSubject(c.subject ?? (config.accessUrl?.startsWith('https:') ? config.accessUrl : 'mailto:webpush@coder-lite.invalid'));
@@ -252,12 +257,23 @@ async function startWebpush(config: DaemonConfig, db: Database, pubsub: Pubsub, 
     concurrency: c.concurrency,
     timeoutMs: c.timeoutMs,
     allowPrivateAddresses: c.allowInsecureEndpoints,
+    ttlSeconds: c.ttlSeconds,
   });
   cleanups.push(() => dispatcher.close());
   const service = new WebpushService(db, cache, dispatcher, logger);
   cleanups.push(async () => service.close());
-  const turnPush = new TurnPush((userId, message) => service.dispatchToUser(userId, message), logger, c.uncachedTurnPush ? coderLikeTurnReads(db) : undefined);
+  const presence = new PresenceTracker({ logger });
+  await presence.start(pubsub);
+  cleanups.push(() => presence.close());
+  const turnPush = new TurnPush({
+    dispatch: (userId, message) => service.dispatchToUser(userId, message),
+    logger,
+    metrics,
+    baseUrl,
+    watching: (chatId, userId) => presence.isWatching(chatId, userId),
+    uncachedReads: c.uncachedTurnPush ? coderLikeTurnReads(db) : undefined,
+  });
   // Runs after the worker has stopped (cleanups run in reverse), so the last turns' pushes are sent.
   cleanups.push(() => turnPush.drain());
-  return { service, vapid, turnPush };
+  return { service, vapid, turnPush, presence };
 }
