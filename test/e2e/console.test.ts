@@ -287,6 +287,43 @@ describe.skipIf(!haveChromium)('web console in headless Chromium', () => {
     await context.close();
   });
 
+  it('sends each new chat and message once, with one Idempotency-Key across retries after a network error and a 503', async () => {
+    const context = await newContext();
+    const seen: Array<{ path: string; key: string | undefined; outcome: string }> = [];
+    // The first try of each send never reaches the server, the second meets a 503; the third goes through.
+    await context.route(/\/api\/experimental\/chats(\/[0-9a-f-]{36}\/messages)?$/, async (route) => {
+      const request = route.request();
+      if (request.method() !== 'POST') return route.fallback();
+      const path = new URL(request.url()).pathname;
+      const tries = seen.filter((s) => s.path === path).length;
+      const outcome = tries === 0 ? 'network error' : tries === 1 ? '503' : 'sent';
+      seen.push({ path, key: request.headers()['idempotency-key'], outcome });
+      if (outcome === 'network error') return route.abort('connectionreset');
+      if (outcome === '503') return route.fulfill({ status: 503, headers: { 'retry-after': '0' }, json: { message: 'busy' } });
+      return route.fallback();
+    });
+    const page = await signIn(context);
+    await page.fill('#new-message', 'sent through a flaky network');
+    await page.click('#new-chat button[type=submit]');
+    await page.waitForURL(/\/chats\/[0-9a-f-]{36}$/);
+    const chatId = page.url().split('/').pop()!;
+    await poll(() => page.getAttribute('#chat-pane .status', 'data-status')).toBe('waiting');
+    await page.fill('#content', 'and a message too');
+    await page.click('#composer button[type=submit]');
+    await poll(() => page.locator('#messages li.msg.user .content').allTextContents()).toEqual(['sent through a flaky network', 'and a message too']);
+
+    for (const path of ['/api/experimental/chats', `/api/experimental/chats/${chatId}/messages`]) {
+      const tries = seen.filter((s) => s.path === path);
+      expect(tries.map((t) => t.outcome), path).toEqual(['network error', '503', 'sent']);
+      expect(tries[0]!.key, path).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(new Set(tries.map((t) => t.key)).size, path).toBe(1);
+    }
+    // Two logical sends, two keys.
+    expect(new Set(seen.map((s) => s.key)).size).toBe(2);
+    expect((await api.call('GET', '/api/experimental/chats?limit=100')).body.chats.filter((c: { title: string }) => c.title === 'sent through a flaky network')).toHaveLength(1);
+    await context.close();
+  });
+
   describe('service worker', () => {
     let context: BrowserContext;
     let page: Page;
