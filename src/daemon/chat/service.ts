@@ -3,6 +3,7 @@ import { archiveChat, insertChat, listChatsByOwner, lockChatByID, sendChatMessag
 import { lockChatConfigSeed, upsertChatProvider, upsertDefaultChatModelConfig } from '../store/providers.js';
 import { claimIdempotencyKey, storeIdempotentResponse, type StoredResponse } from '../store/idempotency.js';
 import { getChatMessagesAfter, insertChatMessage } from '../store/messages.js';
+import { deleteQueuedChatMessage } from '../store/queue.js';
 import { messageJson } from './events.js';
 import type { Chat, ChatMessage, QueuedChatMessage, User } from '../store/types.js';
 import type { ResolvedChatConfig } from './config.js';
@@ -169,5 +170,12 @@ export class ChatService {
     const { notifier } = this.opts;
     await Promise.all([notifier.owner('archived', after), notifier.interrupt(chat.id), notifier.stream(chat.id, { status: after.status, last_error: after.lastError })]);
     return after;
+  }
+
+  /** Removes a queued message before it runs; false when there is none (it may have just been promoted). */
+  async deleteQueued(chat: Chat, id: number): Promise<boolean> {
+    const removed = await deleteQueuedChatMessage(this.opts.db, chat.id, id);
+    if (removed) await this.opts.notifier.stream(chat.id, { queue_update: true });
+    return removed;
   }
 }
