@@ -37,13 +37,19 @@ async function stalledUpload(baseUrl: string, token: string) {
 
 const logged = (server: ServerProcess, msg: string) => expect.poll(() => server.stderr().includes(msg), { timeout: 10_000, interval: 20 }).toBe(true);
 
+/** A server on a database of its own, and a token for it. */
+async function serverWithUser(grace: string) {
+  const { url } = await createTestDatabase();
+  const server = await startServerProcess(['--postgres-url', url, '--shutdown-grace', grace]);
+  const db = createDatabase({ connectionString: url, max: 1 });
+  const { token } = await createUserWithToken(db, 'uploader', undefined);
+  await db.close();
+  return { server, token };
+}
+
 describe('signals', () => {
   it('SIGTERM with uploads in flight: they get the grace, then their connections are cut and the daemon exits 0', async () => {
-    const { url } = await createTestDatabase();
-    const server = await startServerProcess(['--postgres-url', url, '--shutdown-grace', '1s']);
-    const db = createDatabase({ connectionString: url, max: 1 });
-    const { token } = await createUserWithToken(db, 'uploader', undefined);
-    await db.close();
+    const { server, token } = await serverWithUser('1s');
     const uploads = await Promise.all(Array.from({ length: 5 }, () => stalledUpload(server.url, token)));
     server.child.kill('SIGTERM');
     expect(await exitsWithin(server, 1000 + 2000)).toBe(0);
@@ -52,11 +58,7 @@ describe('signals', () => {
   });
 
   it('a second signal skips the grace', async () => {
-    const { url } = await createTestDatabase();
-    const server = await startServerProcess(['--postgres-url', url, '--shutdown-grace', '10m']);
-    const db = createDatabase({ connectionString: url, max: 1 });
-    const { token } = await createUserWithToken(db, 'uploader2', undefined);
-    await db.close();
+    const { server, token } = await serverWithUser('10m');
     const upload = await stalledUpload(server.url, token);
     server.child.kill('SIGTERM');
     await logged(server, '"msg":"shutting down"');
