@@ -5,6 +5,7 @@ import { ConfigError, parseDuration, parseHttpAddress, parseHttpUrl, parsePostgr
 import { startDaemon } from '../daemon/index.js';
 import { createLogger, type LogFormat } from '../daemon/observability/logger.js';
 import { defaultDataDir } from '../daemon/postgres/embedded.js';
+import { isConnectionError } from '../daemon/postgres/errors.js';
 import { normalizeSubject } from '../daemon/webpush/vapid.js';
 
 export default class Server extends BaseCommand {
@@ -49,7 +50,20 @@ export default class Server extends BaseCommand {
       default: false,
       env: 'CODER_LITE_WEBPUSH_ALLOW_INSECURE_ENDPOINTS',
     }),
+    'webpush-ttl': Flags.integer({
+      description: 'Seconds a push service keeps a notification for an offline device (the TTL header); 0 delivers now or never.',
+      default: 48 * 3600,
+      min: 0,
+      // FCM's limit, the lowest of the big push services.
+      max: 28 * 24 * 3600,
+      env: 'CODER_LITE_WEBPUSH_TTL',
+    }),
     'access-url': Flags.string({ description: 'The URL users reach this daemon at. [default: the listen URL]', env: 'CODER_LITE_ACCESS_URL' }),
+    'shutdown-grace': Flags.string({
+      description: 'On SIGTERM/SIGINT, how long in-flight requests may take before their connections are cut; a second signal cuts at once.',
+      default: '10s',
+      env: 'CODER_LITE_SHUTDOWN_GRACE',
+    }),
     'chat-heartbeat-interval': Flags.string({ description: 'How often running turns heartbeat.', default: '30s', hidden: true }),
     'chat-stale-after': Flags.string({ description: 'A running chat with an older heartbeat returns to pending.', default: '5m', hidden: true }),
   };
@@ -59,6 +73,7 @@ export default class Server extends BaseCommand {
     let heartbeatIntervalMs: number;
     let staleAfterMs: number;
     let fakeTokenDelayMs: number;
+    let shutdownGraceMs: number;
     try {
       parseHttpAddress(flags['http-address']);
       if (flags['postgres-url']) parsePostgresUrl(flags['postgres-url']);
@@ -70,6 +85,7 @@ export default class Server extends BaseCommand {
       heartbeatIntervalMs = parseDuration('--chat-heartbeat-interval', flags['chat-heartbeat-interval']);
       staleAfterMs = parseDuration('--chat-stale-after', flags['chat-stale-after']);
       fakeTokenDelayMs = parseDuration('--fake-token-delay', flags['fake-token-delay']);
+      shutdownGraceMs = parseDuration('--shutdown-grace', flags['shutdown-grace']);
       if (flags['access-url']) parseHttpUrl('--access-url', flags['access-url']);
       if (flags['webpush-subject']) {
         try {
@@ -84,6 +100,12 @@ export default class Server extends BaseCommand {
       throw err;
     }
     const logger = createLogger({ level: flags['log-level'] as 'info', format: flags['log-format'] as LogFormat });
+    // A lost database connection must never take the replica down, even from a promise nobody awaited; anything
+    // else unhandled is a bug and still ends the process.
+    process.on('unhandledRejection', (err) => {
+      if (!isConnectionError(err)) throw err;
+      logger.error({ err }, 'unhandled database connection failure (the replica goes on)');
+    });
     const daemon = await startDaemon({
       logger,
       httpAddress: flags['http-address'],
@@ -106,6 +128,7 @@ export default class Server extends BaseCommand {
         enabled: flags.webpush,
         subject: flags['webpush-subject'],
         allowInsecureEndpoints: flags['webpush-allow-insecure-endpoints'],
+        ttlSeconds: flags['webpush-ttl'],
       },
     });
 
@@ -115,18 +138,20 @@ export default class Server extends BaseCommand {
       process.once('SIGTERM', onSignal);
       void daemon.fatal.then((fatal) => resolve({ fatal }));
     });
-    // A second signal while draining means "now".
-    const force = () => {
-      logger.warn('second signal: exiting without finishing shutdown');
-      logger.flush();
-      process.exit(1);
+    // A second signal while draining means "now": the grace ends, the rest of the shutdown still runs.
+    const grace = new AbortController();
+    const graceTimer = setTimeout(() => grace.abort(), shutdownGraceMs);
+    const skipGrace = () => {
+      logger.warn('second signal: cutting in-flight requests now');
+      grace.abort();
     };
-    process.once('SIGINT', force);
-    process.once('SIGTERM', force);
+    process.on('SIGINT', skipGrace);
+    process.on('SIGTERM', skipGrace);
 
     if ('fatal' in outcome) logger.fatal({ err: outcome.fatal }, 'fatal daemon failure; shutting down');
-    else logger.info({ signal: outcome.signal }, 'shutting down');
-    await daemon.close();
+    else logger.info({ signal: outcome.signal, graceMs: shutdownGraceMs }, 'shutting down');
+    await daemon.close(grace.signal);
+    clearTimeout(graceTimer);
     logger.info('shutdown complete');
     logger.flush();
     this.exit('fatal' in outcome ? 1 : 0);

@@ -3,7 +3,7 @@ import { format } from 'node:util';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 
 import { ModelResolutionError } from '../chat/configCache.js';
-import { ChatArchivedError, ChatGoneError, QueueFullError } from '../chat/service.js';
+import { ChatArchivedError, ChatGoneError, IdempotencyMismatchError, QueueFullError } from '../chat/service.js';
 import { ChatNotFoundError } from '../chat/stream.js';
 import { DatabaseUnavailableError } from '../postgres/errors.js';
 import { SubscriptionRejectedError } from '../webpush/service.js';
@@ -57,10 +57,12 @@ export const ErrInvalidKey = defineError('INVALID_KEY', 400, 'invalid %s');
 export const ErrSubscriptionRejected = defineError('SUBSCRIPTION_REJECTED', 400, 'the subscription did not accept a test notification');
 export const ErrChatNotFound = defineError('CHAT_NOT_FOUND', 404, 'chat not found');
 export const ErrSubscriptionNotFound = defineError('SUBSCRIPTION_NOT_FOUND', 404, 'push subscription not found');
+export const ErrQueuedNotFound = defineError('QUEUED_MESSAGE_NOT_FOUND', 404, 'queued message not found');
 export const ErrAssetNotFound = defineError('ASSET_NOT_FOUND', 404, 'asset not found');
 export const ErrRouteNotFound = defineError('ROUTE_NOT_FOUND', 404, 'no route for %s');
 export const ErrQueueFull = defineError('QUEUE_FULL', 409, 'the chat queue is full');
 export const ErrChatArchived = defineError('CHAT_ARCHIVED', 409, 'the chat is archived');
+export const ErrIdempotencyMismatch = defineError('IDEMPOTENCY_MISMATCH', 422, 'the Idempotency-Key was used for a different request');
 export const ErrUpgradeRequired = defineError('UPGRADE_REQUIRED', 426, 'this route speaks WebSocket only', { upgrade: 'websocket', connection: 'Upgrade' });
 export const ErrTooManyConnections = defineError('TOO_MANY_CONNECTIONS', 503, 'the server has too many open connections', {
   'retry-after': String(retryAfterSeconds),
@@ -77,6 +79,7 @@ const domainErrors: Array<[new (...args: never[]) => Error, new (opts?: ApiError
   [ChatGoneError, ErrChatNotFound],
   [ChatNotFoundError, ErrChatNotFound],
   [ChatArchivedError, ErrChatArchived],
+  [IdempotencyMismatchError, ErrIdempotencyMismatch],
   [SubscriptionRejectedError, ErrSubscriptionRejected],
 ];
 

@@ -14,6 +14,7 @@ export const errorResponses = {
   404: ErrorBody,
   409: ErrorBody,
   413: ErrorBody,
+  422: ErrorBody,
   415: ErrorBody,
   426: ErrorBody,
   503: ErrorBody,
@@ -43,7 +44,7 @@ export const MessageBody = Type.Object({
 
 export const QueuedBody = Type.Object({ id: Type.Integer(), content: Type.String(), created_at: Type.String() });
 
-/** An optional `Idempotency-Key` (printable ASCII): the create and send routes accept it. */
+/** An optional `Idempotency-Key` (printable ASCII, no space): the create and send routes accept it. */
 export const IdempotencyHeaders = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x20-\\x7e]+$' })),
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' })),
 });

@@ -3,9 +3,10 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 
 import { chatJson, messageJson, queuedJson } from '../../chat/events.js';
-import type { ChatService } from '../../chat/service.js';
+import type { ChatService, SendResult } from '../../chat/service.js';
 import type { Chat } from '../../store/types.js';
-import { ErrChatArchived, ErrChatNotFound } from '../errors.js';
+import { ErrChatArchived, ErrChatNotFound, ErrQueuedNotFound } from '../errors.js';
+import { idempotentRequest, sendOutcome } from '../idempotency.js';
 import { ChatBody, errorResponses, IdempotencyHeaders, MessageBody, QueuedBody } from '../schemas.js';
 import { Uuid } from '../validation.js';
 
@@ -27,12 +28,21 @@ export const Cursor = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGE
 
 /** Loads the chat once per request and authorizes it: another user's chat is indistinguishable from none. */
 export function loadChat(getChat: ChatRouteOptions['getChat']) {
-  return async (req: FastifyRequest<{ Params: { chat: string } }>) => {
-    const chat = await getChat(req.params.chat);
+  // Any route with a `chat` param: its schema (`ChatParams` or a wider one) has made it a canonical UUID.
+  return async (req: FastifyRequest) => {
+    const { params } = req;
+    const id = typeof params === 'object' && params !== null && 'chat' in params && typeof params.chat === 'string' ? params.chat : undefined;
+    const chat = id === undefined ? undefined : await getChat(id);
     if (!chat || chat.ownerId !== req.user.id) throw new ErrChatNotFound();
     req.chat = chat;
   };
 }
+
+const renderChat = (chat: Chat) => ({ status: 201, body: chatJson(chat) });
+const renderSend = (r: SendResult) =>
+  r.queued
+    ? { status: 202, body: { queued: true, queued_message: queuedJson(r.queuedMessage), chat: chatJson(r.chat) } }
+    : { status: 201, body: { queued: false, message: messageJson(r.message), chat: chatJson(r.chat) } };
 
 const notArchived = (chat: Chat) => {
   if (chat.archived) throw new ErrChatArchived();
@@ -63,8 +73,7 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
       },
       async (req, reply) => {
         const { message, title, model_config_id: modelConfigId } = req.body;
-        const chat = await service.create(req.user, { message, title, modelConfigId });
-        return reply.status(201).send(chatJson(chat));
+        return sendOutcome(reply, await service.create(req.user, { message, title, modelConfigId }, idempotentRequest(req, renderChat)), renderChat);
       },
     );
 
@@ -123,9 +132,7 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
         },
       },
       async (req, reply) => {
-        const result = await service.send(req.user, req.params.chat, req.body.content);
-        if (result.queued) return reply.status(202).send({ queued: true, queued_message: queuedJson(result.queuedMessage), chat: chatJson(result.chat) });
-        return reply.status(201).send({ queued: false, message: messageJson(result.message), chat: chatJson(result.chat) });
+        return sendOutcome(reply, await service.send(req.user, req.params.chat, req.body.content, idempotentRequest(req, renderSend)), renderSend);
       },
     );
 
@@ -135,6 +142,21 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
       async (req) => {
         notArchived(req.chat);
         return chatJson(await service.interrupt(req.chat));
+      },
+    );
+
+    app.delete(
+      '/api/experimental/chats/:chat/queue/:id',
+      {
+        schema: {
+          params: Type.Object({ chat: Uuid(), id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) }),
+          response: { 204: Type.Null(), ...errorResponses },
+        },
+        ...withChat,
+      },
+      async (req, reply) => {
+        if (!(await service.deleteQueued(req.chat, req.params.id))) throw new ErrQueuedNotFound();
+        return reply.status(204).send(null);
       },
     );
 

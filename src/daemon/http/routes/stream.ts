@@ -19,6 +19,8 @@ export interface StreamRouteOptions {
   metrics: HttpMetrics;
   /** A ping every this often; a peer that has not answered the previous one is terminated. Default 30 s. */
   pingIntervalMs?: number;
+  /** Told of each chat stream's socket: it listens for the console's presence messages itself. */
+  presence?: { attach(socket: WebSocket, chatId: string, userId: string): void };
 }
 
 const defaultPingIntervalMs = 30_000;
@@ -119,6 +121,7 @@ export function streamRoutes(opts: StreamRouteOptions): FastifyPluginAsync {
       wsHandler: (socket, req) => {
         const { chat } = req;
         const afterId = req.query.after_id;
+        opts.presence?.attach(socket, chat.id, req.user.id);
         let cancel: (() => Promise<void>) | undefined;
         const writer = writerFor(socket, () => void cancel?.());
         const sink: EventSink = Object.assign((events: Parameters<EventSink>[0]) => writer.send(events), { drained: () => writer.drained() });

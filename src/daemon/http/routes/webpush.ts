@@ -6,13 +6,15 @@ import type { User } from '../../store/types.js';
 import type { PushMessage } from '../../webpush/dispatcher.js';
 import { endpointProblem } from '../../webpush/endpoint.js';
 import type { WebpushService } from '../../webpush/service.js';
-import { defaultIcon } from '../../webpush/turnPush.js';
+import { iconPath } from '../../webpush/turnPush.js';
 import { ErrForbiddenUser, ErrInvalidEndpoint, ErrInvalidKey, ErrSubscriptionNotFound } from '../errors.js';
 import { errorResponses } from '../schemas.js';
 
 export interface WebpushRouteOptions {
   service: WebpushService;
   allowInsecureEndpoints: boolean;
+  /** The URL users reach the console at: the test notification links there. */
+  baseUrl: () => string;
 }
 
 /** Longest endpoint URL the API takes. */
@@ -36,7 +38,14 @@ function checkKey(name: string, value: string, bytes: number): void {
   }
 }
 
-const testMessage: PushMessage = { title: 'coder-lite', body: 'Push notifications are on.', icon: defaultIcon, data: { url: '/' } };
+/** The test notification has a tag of its own: a newer one replaces it, and it never replaces a chat's. */
+const testMessage = (baseUrl: string): PushMessage => ({
+  title: 'coder-lite',
+  body: 'Push notifications are on.',
+  navigate: new URL('/', baseUrl).href,
+  icon: new URL(iconPath, baseUrl).href,
+  tag: 'coder-lite-test',
+});
 
 /** Registered in the authenticated scope. */
 export function webpushRoutes(opts: WebpushRouteOptions): FastifyPluginAsync {
@@ -59,7 +68,7 @@ export function webpushRoutes(opts: WebpushRouteOptions): FastifyPluginAsync {
         if (problem) throw new ErrInvalidEndpoint({ detail: problem });
         checkKey('auth_key', authKey, 16);
         checkKey('p256dh_key', p256dhKey, 65);
-        await opts.service.subscribe(user.id, { endpoint, authKey, p256dhKey }, testMessage);
+        await opts.service.subscribe(user.id, { endpoint, authKey, p256dhKey }, testMessage(opts.baseUrl()));
         return reply.status(204).send(null);
       },
     );
@@ -76,7 +85,7 @@ export function webpushRoutes(opts: WebpushRouteOptions): FastifyPluginAsync {
 
     app.post('/api/v2/users/:user/webpush/test', { schema: { params: UserParams, response: noContent } }, async (req, reply) => {
       const user = ownUser(req.params.user, req.user);
-      await opts.service.dispatchToUser(user.id, testMessage);
+      await opts.service.dispatchToUser(user.id, testMessage(opts.baseUrl()));
       return reply.status(204).send(null);
     });
   };
