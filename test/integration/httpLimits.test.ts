@@ -94,6 +94,21 @@ describe('framing', () => {
   });
 });
 
+describe('malformed HTTP', () => {
+  it('answers what Node cannot parse with JSON and Connection: close, then closes', async () => {
+    for (const [request, status] of [
+      ['FOO / HTTP/1.1\r\nhost: x\r\n\r\n', 400],
+      [`GET / HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+    ] as const) {
+      const c = rawClient();
+      await c.connected;
+      c.socket.write(request);
+      await c.closed;
+      expect(c.received()).toMatch(new RegExp(`^HTTP/1\\.1 ${status} [^]*\r\nconnection: close\r\n[^]*\r\n\r\n\\{"message":"[^"]+"\\}$`));
+    }
+  });
+});
+
 describe('connection cap', () => {
   it('answers 503 with Retry-After past the cap instead of queueing, and recovers when connections close', async () => {
     const held = Array.from({ length: 45 }, () => rawClient());

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
@@ -76,6 +76,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // Route params are ids and names: keep them short so a hostile URL costs nothing.
     routerOptions: { maxParamLength: 200 },
     return503OnClosing: true,
+    clientErrorHandler: answerClientError,
   });
   app.setValidatorCompiler(validatorCompiler);
   installErrorHandlers(app);
@@ -111,6 +112,23 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   for (const route of opts.routes) await app.register(route);
   return app;
+}
+
+/**
+ * Node's parser refused the request (a bad method, request line or header; headers too large; the request timeout).
+ * The answer says `Connection: close`, as the socket is closed after it: without it a keep-alive client would send
+ * its next request into the closed socket.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, message] =
+    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'request headers too large'] : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'request timed out'] : [400, 'malformed HTTP request'];
+  const body = JSON.stringify({ message });
+  const head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n`;
+  socket.end(head + body, () => socket.destroy());
 }
 
 /**
