@@ -19,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import pgListenModule from 'pg-listen';
+import { Registry } from 'prom-client';
 
 import { silentLogger } from '../src/daemon/observability/logger.js';
 import { LatencyRecorder } from '../src/daemon/observability/quantiles.js';
@@ -37,7 +38,7 @@ interface Contender {
   publish(payload: string): Promise<unknown>;
   onMessage(fn: (payload: string) => void): void;
   close(): Promise<void>;
-  extra?(): string;
+  extra?(): Promise<string>;
 }
 
 interface Figures {
@@ -48,6 +49,13 @@ interface Figures {
 }
 
 const channel = 'bench';
+
+/** A counter's value or a histogram's count/sum, from the pubsub's real metrics. */
+async function metricValue(registry: Registry, name: string, part: 'count' | 'sum' = 'count'): Promise<number> {
+  const metric = await registry.getSingleMetric(name)?.get();
+  const v = metric?.values.find((x) => String(metric?.type) !== 'histogram' || (x as { metricName?: string }).metricName?.endsWith(`_${part}`));
+  return v?.value ?? 0;
+}
 
 // CommonJS with `exports.default`: Node hands ESM the exports object, tsx the function itself.
 const createSubscriber = (typeof pgListenModule === 'function' ? pgListenModule : pgListenModule.default) as typeof pgListenModule.default;
@@ -111,18 +119,23 @@ async function drive(c: Contender, mode: 'saturation' | 'fixed'): Promise<Figure
 
 async function coderLite(url: string): Promise<Contender> {
   const db = createDatabase({ connectionString: url, max: 4 });
-  const ps: PostgresPubsub = await createPostgresPubsub({ connectionConfig: db.connectionConfig, pool: db, logger: silentLogger(), latencyIntervalMs: 0 });
+  const registry = new Registry();
+  const ps: PostgresPubsub = await createPostgresPubsub({ connectionConfig: db.connectionConfig, pool: db, logger: silentLogger(), latencyIntervalMs: 0, registry });
   let handler: (p: string) => void = () => undefined;
   await ps.subscribe(channel, (p) => handler(p.toString()));
-  let last = ps.stats();
+  const batches = async () => ({
+    flushes: await metricValue(registry, 'coder_pubsub_batch_flushes_total'),
+    flushedMessages: await metricValue(registry, 'coder_pubsub_batch_size', 'sum'),
+  });
+  let last = await batches();
   return {
     name: 'coder-lite',
     publish: (payload) => ps.publish(channel, payload),
     onMessage: (fn) => {
       handler = fn;
     },
-    extra() {
-      const s = ps.stats();
+    async extra() {
+      const s = await batches();
       const flushes = s.flushes - last.flushes;
       const msgs = s.flushedMessages - last.flushedMessages;
       last = s;
@@ -184,10 +197,10 @@ async function main(): Promise<void> {
       const c = await make(url);
       process.stderr.write(`${c.name}: saturation (${window} outstanding, ${seconds} s)…\n`);
       const sat = await drive(c, 'saturation');
-      if (c.extra) process.stderr.write(`  ${c.extra()}\n`);
+      if (c.extra) process.stderr.write(`  ${await c.extra()}\n`);
       process.stderr.write(`${c.name}: ${rate} msg/s (${seconds} s)…\n`);
       const fixed = await drive(c, 'fixed');
-      if (c.extra) process.stderr.write(`  ${c.extra()}\n`);
+      if (c.extra) process.stderr.write(`  ${await c.extra()}\n`);
       await c.close();
       results[c.name] = { sat, fixed };
     }
