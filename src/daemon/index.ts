@@ -12,7 +12,7 @@ import { ChatService } from './chat/service.js';
 import { ChatStreams, type StreamHooks, type StreamStore } from './chat/stream.js';
 import type { TurnEndListener } from './chat/turnResult.js';
 import { ChatWorker } from './chat/worker.js';
-import { parseHttpAddress, version } from './config.js';
+import { ConfigError, parseHttpAddress, version } from './config.js';
 import { buildApp } from './http/app.js';
 import { chatRoutes } from './http/routes/chats.js';
 import { consoleRoutes } from './http/routes/console.js';
@@ -26,6 +26,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from './postgres/embedde
 import { migrate } from './postgres/migrate.js';
 import { createDatabase, describeConnection, type Database } from './postgres/pool.js';
 import { createMemoryPubsub } from './pubsub/memory.js';
+import { createNatsPubsub, type NatsTarget } from './pubsub/nats.js';
 import { createPostgresPubsub } from './pubsub/postgres.js';
 import type { Pubsub } from './pubsub/pubsub.js';
 import { startWatchdog, type WatchdogOptions } from './pubsub/watchdog.js';
@@ -58,7 +59,9 @@ export interface DaemonConfig {
   /** A registry of one's own, e.g. to read figures in-process; one is made otherwise. */
   registry?: Registry;
   /** `memory` only for a single process: replicas would not hear each other. Default `postgres`. */
-  pubsub?: 'postgres' | 'memory';
+  pubsub?: 'postgres' | 'memory' | 'nats';
+  /** Where NATS is, for `pubsub: 'nats'`; the subject prefix keeps deployments sharing one NATS apart. */
+  nats?: { target: NatsTarget; subjectPrefix?: string };
   /** Watchdog timing (tests); defaults: heartbeat every 15 s, trip after 5 min of silence. */
   pubsubWatchdog?: Pick<WatchdogOptions, 'periodMs' | 'timeoutMs' | 'clock'>;
   chat?: ChatConfig;
@@ -120,10 +123,13 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     let reportFatal!: (err: Error) => void;
     const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
 
+    if (config.pubsub === 'nats' && !config.nats) throw new ConfigError('the nats pubsub needs a NATS URL');
     const pubsub: Pubsub =
       config.pubsub === 'memory'
         ? createMemoryPubsub({ logger })
-        : await createPostgresPubsub({ connectionConfig: db.connectionConfig, pool: db, logger, registry });
+        : config.pubsub === 'nats'
+          ? await createNatsPubsub({ ...config.nats!, logger, registry })
+          : await createPostgresPubsub({ connectionConfig: db.connectionConfig, pool: db, logger, registry });
     cleanups.push(() => pubsub.close());
     const watchdog = startWatchdog({ pubsub, logger, ...config.pubsubWatchdog });
     cleanups.push(() => watchdog.close());

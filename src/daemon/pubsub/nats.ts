@@ -33,10 +33,10 @@ export function parseNatsUrls(value: string, auth: { token?: string; credsFile?:
     try {
       url = new URL(raw);
     } catch {
-      throw new Error(`invalid NATS URL "${raw.replace(/\/\/[^@/]*@/, '//…@')}": expected nats://host:port`);
+      throw new Error(`"${raw.replace(/\/\/[^@/]*@/, '//…@')}" is not a URL (expected nats://host:port)`);
     }
-    if (url.protocol !== 'nats:' && url.protocol !== 'tls:') throw new Error(`invalid NATS URL: the scheme must be nats:// or tls:// (got ${url.protocol}//)`);
-    if (!url.hostname) throw new Error('invalid NATS URL: no host');
+    if (url.protocol !== 'nats:' && url.protocol !== 'tls:') throw new Error(`the scheme must be nats:// or tls:// (got ${url.protocol}//)`);
+    if (!url.hostname) throw new Error('a NATS URL needs a host');
     if (url.username && url.password) {
       target.user = decodeURIComponent(url.username);
       target.pass = decodeURIComponent(url.password);
@@ -45,7 +45,7 @@ export function parseNatsUrls(value: string, auth: { token?: string; credsFile?:
     }
     target.servers.push(`${url.protocol}//${url.host}`);
   }
-  if (target.servers.length === 0) throw new Error('invalid NATS URL: expected at least one nats://host:port');
+  if (target.servers.length === 0) throw new Error('expected at least one nats://host:port');
   return target;
 }
 
