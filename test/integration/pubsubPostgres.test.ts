@@ -25,6 +25,11 @@ const listenerPidQ = namedQuery(
   "SELECT pid FROM pg_stat_activity WHERE application_name = 'coder-lite pubsub' AND datname = current_database()",
 );
 const terminateQ = namedQuery('testTerminate', 'SELECT pg_terminate_backend($1)');
+// Only a sender caught running a statement: its flush is in flight when it dies.
+const terminateActiveSenderQ = namedQuery(
+  'testTerminateActiveSender',
+  "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'coder-lite pubsub sender' AND state = 'active' AND datname = current_database()",
+);
 
 describe('PostgreSQL pubsub', () => {
   it('recovers from a killed LISTEN connection, signalling the drop before newer messages', async () => {
@@ -62,6 +67,68 @@ describe('PostgreSQL pubsub', () => {
     expect(got).toHaveLength(3);
     expect(got[1]).toBeInstanceOf(ErrDroppedMessages);
     await expect.poll(() => plain).toEqual(['before', 'after']);
+    await ps.close();
+  });
+
+  it('lives through its LISTEN and sender backends terminated mid-LISTEN and mid-flush: every publish lands, the drop signal first', async () => {
+    const { ps, registry } = await open({ reconnectInitialMs: 10 });
+    const got: Array<number | Error> = [];
+    let n = 0;
+    // Published messages the subscriber has neither received nor been told it may have lost.
+    let accounted = 0;
+    let progressed: () => void = () => undefined;
+    await ps.subscribeWithErr('terminated', (p, err) => {
+      got.push(err ?? Number(p!.toString()));
+      accounted = err ? n : accounted + 1;
+      progressed();
+    });
+    const late: string[] = [];
+    const dropAt = () => got.findIndex((g) => g instanceof ErrDroppedMessages);
+    let streaming = true;
+    // Bursts keep a flush in flight nearly all the time; at most 200 messages are outstanding, so a starved test
+    // process never overflows the subscriber's queue. A publish that rejects fails the test through `stream`.
+    const stream = (async () => {
+      while (streaming) {
+        if (n - accounted > 200) await new Promise<void>((r) => (progressed = r));
+        else await Promise.all(Array.from({ length: 20 }, () => ps.publish('terminated', String(n++))));
+      }
+    })();
+    try {
+      await expect.poll(() => got.length).toBeGreaterThan(100);
+      // Mid-flush: terminate the sender while it runs a statement, until a flush has failed.
+      await expect
+        .poll(
+          async () => {
+            await db.query(terminateActiveSenderQ);
+            return metricValue(registry, 'coder_pubsub_batch_flush_failures_total');
+          },
+          { timeout: 20_000 },
+        )
+        .toBeGreaterThanOrEqual(1);
+      // Mid-LISTEN: the listener dies while new channels are being listened.
+      const { rows } = await db.query<{ pid: number }>(listenerPidQ);
+      const lateSubscribes = Array.from({ length: 10 }, (_, i) => ps.subscribe(`late_${i}`, (p) => void late.push(p.toString())));
+      await db.query(terminateQ, [rows[0]!.pid]);
+      await Promise.all(lateSubscribes);
+      await expect.poll(() => metricValue(registry, 'coder_pubsub_disconnections_total')).toBe(1);
+      await expect.poll(() => ps.connected, { timeout: 10_000 }).toBe(true);
+      await expect.poll(() => (dropAt() < 0 ? 0 : got.length - dropAt()), { timeout: 10_000 }).toBeGreaterThan(100);
+    } finally {
+      // Stops the stream on a failure too; a publish that rejected fails the test here.
+      streaming = false;
+      progressed();
+      await stream;
+    }
+    const before = got.slice(0, dropAt()) as number[];
+    const after = got.slice(dropAt() + 1);
+    expect(after.every((g) => typeof g === 'number')).toBe(true);
+    const increasing = (xs: number[]) => xs.every((x, i) => i === 0 || x > xs[i - 1]!);
+    expect(increasing(before)).toBe(true);
+    expect(increasing(after as number[])).toBe(true);
+    expect(await metricValue(registry, 'coder_pubsub_batch_delegate_fallbacks_total')).toBeGreaterThanOrEqual(1);
+    // The channels subscribed during the outage are listened on the new connection.
+    for (let i = 0; i < 10; i++) await ps.publish(`late_${i}`, String(i));
+    await expect.poll(() => late.sort()).toEqual(Array.from({ length: 10 }, (_, i) => String(i)));
     await ps.close();
   });
 

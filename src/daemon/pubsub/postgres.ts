@@ -1,7 +1,7 @@
-import pg from 'pg';
 import type { Registry } from 'prom-client';
 
 import type { Logger } from '../observability/logger.js';
+import { isConnectionError } from '../postgres/errors.js';
 import type { Queryable } from '../postgres/pool.js';
 import { publishNotify } from '../store/pubsub.js';
 import { BatchingPublisher, createPgBatchSender, type BatchSender, type BatchingOptions } from './batching.js';
@@ -82,9 +82,10 @@ export async function createPostgresPubsub(opts: PostgresPubsubOptions): Promise
         ch.handle = undefined;
       }
     } catch (err) {
-      // A lost connection is the reconnect's business: it re-LISTENs every active channel. A refusal by the
-      // server (a DatabaseError on a live connection) is the caller's.
-      if (err instanceof pg.DatabaseError && gen === generation) throw err;
+      // A lost connection is the reconnect's business: it re-LISTENs every active channel. The statement can
+      // fail (57P01 on a terminated backend) before the connection reports itself lost. Anything else is a
+      // refusal by the server on a live connection, and the caller's.
+      if (gen === generation && !isConnectionError(err)) throw err;
       ch.handle = undefined;
     }
   }
