@@ -1,5 +1,44 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
+interface PerMessageCounterConfig<L extends string> {
+  name: string;
+  help: string;
+  /** At most one label: the series are few (success true/false, size normal/colossal). */
+  label?: L;
+  registers: Registry[];
+}
+
+/**
+ * A counter bumped for every message. prom-client hashes and validates the labels on every `inc` (~0.2 µs, an
+ * eighth of a NATS message's whole cost here), so the counts go into plain numbers and reach the real counter when it
+ * is collected (a scrape, or a test reading the registry).
+ */
+function perMessageCounter<L extends string>(config: PerMessageCounterConfig<L>) {
+  const pending = new Map<string, number>();
+  const { label } = config;
+  new Counter({
+    name: config.name,
+    help: config.help,
+    labelNames: label ? [label] : [],
+    registers: config.registers,
+    collect() {
+      for (const [value, n] of pending) {
+        if (n === 0) continue;
+        if (label) this.inc({ [label]: value } as Partial<Record<L, string>>, n);
+        else this.inc(n);
+        pending.set(value, 0);
+      }
+    },
+  });
+  return {
+    inc(labels?: Partial<Record<L, string>> | number, by = 1): void {
+      const key = typeof labels === 'object' && label ? (labels[label] ?? '') : '';
+      const n = typeof labels === 'number' ? labels : by;
+      pending.set(key, (pending.get(key) ?? 0) + n);
+    },
+  };
+}
+
 const latencyBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** `coder_pubsub` for PostgreSQL, `coder_nats_pubsub` for NATS, as Coder names them. */
@@ -14,16 +53,16 @@ export function createPubsubMetrics(registry?: Registry, prefix: PubsubMetricsPr
   const registers = registry ? [registry] : [];
   const p = prefix;
   return {
-    publishes: new Counter({ name: `${p}_publishes_total`, help: 'Publish calls, by success.', labelNames: ['success'] as const, registers }),
+    publishes: perMessageCounter({ name: `${p}_publishes_total`, help: 'Publish calls, by success.', label: 'success', registers }),
     subscribes: new Counter({ name: `${p}_subscribes_total`, help: 'Subscribe calls, by success.', labelNames: ['success'] as const, registers }),
-    messages: new Counter({
+    messages: perMessageCounter({
       name: `${p}_messages_total`,
       help: 'Messages received, by size (colossal: payload of 7600 bytes or more).',
-      labelNames: ['size'] as const,
+      label: 'size',
       registers,
     }),
-    publishedBytes: new Counter({ name: `${p}_published_bytes_total`, help: 'Payload bytes successfully published.', registers }),
-    receivedBytes: new Counter({ name: `${p}_received_bytes_total`, help: 'Payload bytes received.', registers }),
+    publishedBytes: perMessageCounter({ name: `${p}_published_bytes_total`, help: 'Payload bytes successfully published.', registers }),
+    receivedBytes: perMessageCounter({ name: `${p}_received_bytes_total`, help: 'Payload bytes received.', registers }),
     disconnections: new Counter({ name: `${p}_disconnections_total`, help: 'Times the connection to the server (LISTEN or NATS) was lost.', registers }),
     connected: new Gauge({ name: `${p}_connected`, help: '1 while the connection to the server is up with every channel subscribed.', registers }),
     currentSubscribers: new Gauge({ name: `${p}_current_subscribers`, help: 'Active subscriptions.', registers }),
