@@ -2,11 +2,12 @@ import { Flags } from '@oclif/core';
 
 import { BaseCommand, databaseFlags } from '../cli/base.js';
 import { natsTargetFromFlags, pubsubFlags } from '../cli/pubsub.js';
-import type { NatsTarget } from '../daemon/pubsub/nats.js';
 import { ConfigError, parseDuration, parseHttpAddress, parseHttpUrl, parsePostgresUrl, positiveInt } from '../daemon/config.js';
 import { startDaemon } from '../daemon/index.js';
 import { createLogger, type LogFormat } from '../daemon/observability/logger.js';
 import { defaultDataDir } from '../daemon/postgres/embedded.js';
+import type { NatsTarget } from '../daemon/pubsub/nats.js';
+import { isConnectionError } from '../daemon/postgres/errors.js';
 import { normalizeSubject } from '../daemon/webpush/vapid.js';
 
 export default class Server extends BaseCommand {
@@ -48,6 +49,11 @@ export default class Server extends BaseCommand {
       env: 'CODER_LITE_WEBPUSH_ALLOW_INSECURE_ENDPOINTS',
     }),
     'access-url': Flags.string({ description: 'The URL users reach this daemon at. [default: the listen URL]', env: 'CODER_LITE_ACCESS_URL' }),
+    'shutdown-grace': Flags.string({
+      description: 'On SIGTERM/SIGINT, how long in-flight requests may take before their connections are cut; a second signal cuts at once.',
+      default: '10s',
+      env: 'CODER_LITE_SHUTDOWN_GRACE',
+    }),
     'chat-heartbeat-interval': Flags.string({ description: 'How often running turns heartbeat.', default: '30s', hidden: true }),
     'chat-stale-after': Flags.string({ description: 'A running chat with an older heartbeat returns to pending.', default: '5m', hidden: true }),
   };
@@ -57,6 +63,7 @@ export default class Server extends BaseCommand {
     let heartbeatIntervalMs: number;
     let staleAfterMs: number;
     let fakeTokenDelayMs: number;
+    let shutdownGraceMs: number;
     let nats: NatsTarget | undefined;
     try {
       nats = natsTargetFromFlags(flags);
@@ -70,6 +77,7 @@ export default class Server extends BaseCommand {
       heartbeatIntervalMs = parseDuration('--chat-heartbeat-interval', flags['chat-heartbeat-interval']);
       staleAfterMs = parseDuration('--chat-stale-after', flags['chat-stale-after']);
       fakeTokenDelayMs = parseDuration('--fake-token-delay', flags['fake-token-delay']);
+      shutdownGraceMs = parseDuration('--shutdown-grace', flags['shutdown-grace']);
       if (flags['access-url']) parseHttpUrl('--access-url', flags['access-url']);
       if (flags['webpush-subject']) {
         try {
@@ -84,6 +92,12 @@ export default class Server extends BaseCommand {
       throw err;
     }
     const logger = createLogger({ level: flags['log-level'] as 'info', format: flags['log-format'] as LogFormat });
+    // A lost database connection must never take the replica down, even from a promise nobody awaited; anything
+    // else unhandled is a bug and still ends the process.
+    process.on('unhandledRejection', (err) => {
+      if (!isConnectionError(err)) throw err;
+      logger.error({ err }, 'unhandled database connection failure (the replica goes on)');
+    });
     const daemon = await startDaemon({
       logger,
       httpAddress: flags['http-address'],
@@ -116,18 +130,20 @@ export default class Server extends BaseCommand {
       process.once('SIGTERM', onSignal);
       void daemon.fatal.then((fatal) => resolve({ fatal }));
     });
-    // A second signal while draining means "now".
-    const force = () => {
-      logger.warn('second signal: exiting without finishing shutdown');
-      logger.flush();
-      process.exit(1);
+    // A second signal while draining means "now": the grace ends, the rest of the shutdown still runs.
+    const grace = new AbortController();
+    const graceTimer = setTimeout(() => grace.abort(), shutdownGraceMs);
+    const skipGrace = () => {
+      logger.warn('second signal: cutting in-flight requests now');
+      grace.abort();
     };
-    process.once('SIGINT', force);
-    process.once('SIGTERM', force);
+    process.on('SIGINT', skipGrace);
+    process.on('SIGTERM', skipGrace);
 
     if ('fatal' in outcome) logger.fatal({ err: outcome.fatal }, 'fatal daemon failure; shutting down');
-    else logger.info({ signal: outcome.signal }, 'shutting down');
-    await daemon.close();
+    else logger.info({ signal: outcome.signal, graceMs: shutdownGraceMs }, 'shutting down');
+    await daemon.close(grace.signal);
+    clearTimeout(graceTimer);
     logger.info('shutdown complete');
     logger.flush();
     this.exit('fatal' in outcome ? 1 : 0);

@@ -20,6 +20,7 @@ import { healthRoutes } from './http/routes/health.js';
 import { streamRoutes } from './http/routes/stream.js';
 import { userRoutes } from './http/routes/users.js';
 import { webpushRoutes } from './http/routes/webpush.js';
+import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './observability/logger.js';
 import { createMetricsRegistry, type Registry } from './observability/metrics.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './postgres/embedded.js';
@@ -33,7 +34,6 @@ import { startWatchdog, type WatchdogOptions } from './pubsub/watchdog.js';
 import { countChatsByStatus, getChatByID } from './store/chats.js';
 import { ping } from './store/health.js';
 import { getChatMessagesAfter } from './store/messages.js';
-import { lockChatConfigSeed, upsertChatProvider, upsertDefaultChatModelConfig } from './store/providers.js';
 import { getQueuedChatMessages } from './store/queue.js';
 import { deleteWebpushSubscriptionsByIDs, getWebpushSubscriptionsByUserID, markWebpushSubscriptionsSucceeded } from './store/webpush.js';
 import { authenticateToken } from './users/service.js';
@@ -54,7 +54,7 @@ export interface DaemonConfig {
   postgresUrl?: string;
   dataDir: string;
   postgresPoolMax: number;
-  /** Settings for the embedded cluster (tests turn fsync off). */
+  /** Settings for the embedded cluster (the scaletest and tests turn fsync off). */
   embeddedSettings?: Record<string, string>;
   /** A registry of one's own, e.g. to read figures in-process; one is made otherwise. */
   registry?: Registry;
@@ -62,17 +62,20 @@ export interface DaemonConfig {
   pubsub?: 'postgres' | 'memory' | 'nats';
   /** Where NATS is, for `pubsub: 'nats'`; the subject prefix keeps deployments sharing one NATS apart. */
   nats?: { target: NatsTarget; subjectPrefix?: string };
-  /** Watchdog timing (tests); defaults: heartbeat every 15 s, trip after 5 min of silence. */
-  pubsubWatchdog?: Pick<WatchdogOptions, 'periodMs' | 'timeoutMs' | 'clock'>;
   chat?: ChatConfig;
-  /** Told about every finished turn (the push after a turn). */
-  turnEndListeners?: TurnEndListener[];
-  /** Test seams of the stream handshake and its reads. */
-  chatStreamHooks?: StreamHooks;
-  chatStreamStore?: (real: StreamStore) => StreamStore;
   webpush?: WebpushConfig;
   /** The URL users reach the daemon at; defaults to the listen URL. */
   accessUrl?: string;
+}
+
+/** What tests put between the parts: fake clocks, delayed or failing reads, listeners of their own. */
+export interface DaemonSeams {
+  /** Watchdog timing; defaults: heartbeat every 15 s, trip after 5 min of silence. */
+  pubsubWatchdog?: Pick<WatchdogOptions, 'periodMs' | 'timeoutMs' | 'clock'>;
+  /** Told about every finished turn, beside the push after a turn. */
+  turnEndListeners?: TurnEndListener[];
+  chatStreamHooks?: StreamHooks;
+  chatStreamStore?: (real: StreamStore) => StreamStore;
 }
 
 export interface Daemon {
@@ -87,31 +90,32 @@ export interface Daemon {
   webpush?: { service: WebpushService; vapid: VapidKeyHolder; turnPush: TurnPush };
   /** Resolves with an error when a part fails fatally (the process should exit non-zero). */
   fatal: Promise<Error>;
-  /** Graceful shutdown: stop accepting, drain, close the pool, stop embedded PostgreSQL. Idempotent. */
-  close(): Promise<void>;
+  /**
+   * Shutdown, idempotent: stop accepting; let in-flight requests finish until `grace` aborts (default 10 s), then cut
+   * what is left (WebSockets close with 1001); hand running turns back; drain pushes; close the pool; stop the
+   * embedded PostgreSQL.
+   */
+  close(grace?: AbortSignal): Promise<void>;
 }
 
+const defaultShutdownGraceMs = 10_000;
+
 /** The composition root: the one place that builds concrete parts and wires them together. */
-export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
+export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {}): Promise<Daemon> {
   const { logger } = config;
   const listen = parseHttpAddress(config.httpAddress);
   const registry = config.registry ?? createMetricsRegistry();
-  const cleanups: Array<() => Promise<void>> = [];
-  const closeAll = async () => {
-    for (const c of cleanups.splice(0).reverse()) {
-      await c().catch((err: unknown) => logger.error({ err }, 'shutdown step failed'));
-    }
-  };
+  const life = new Lifecycle((err, part) => logger.error({ err, part }, 'shutdown step failed'));
+  // Set by close(): the stops of the HTTP server and the worker are bounded by it.
+  let grace: AbortSignal = AbortSignal.timeout(defaultShutdownGraceMs);
 
-  try {
+  return life.build(async () => {
     let postgresUrl = config.postgresUrl;
     if (!postgresUrl) {
-      const embedded: EmbeddedPostgres = await startEmbeddedPostgres({ dataDir: config.dataDir, logger, settings: config.embeddedSettings });
-      cleanups.push(() => embedded.stop());
+      const embedded = await life.start('embedded PostgreSQL', () => startEmbeddedPostgres({ dataDir: config.dataDir, logger, settings: config.embeddedSettings }), (e) => e.stop());
       postgresUrl = embedded.localUrl;
     }
-    const db = createDatabase({ connectionString: postgresUrl, max: config.postgresPoolMax, registry });
-    cleanups.push(() => db.close());
+    const db = await life.start('database pool', () => createDatabase({ connectionString: postgresUrl, max: config.postgresPoolMax, registry }), (d) => d.close());
     try {
       const { applied } = await migrate(db.connectionConfig);
       if (applied.length > 0) logger.info({ applied }, 'applied database migrations');
@@ -123,39 +127,47 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     let reportFatal!: (err: Error) => void;
     const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
 
-    if (config.pubsub === 'nats' && !config.nats) throw new ConfigError('the nats pubsub needs a NATS URL');
-    const pubsub: Pubsub =
-      config.pubsub === 'memory'
-        ? createMemoryPubsub({ logger })
-        : config.pubsub === 'nats'
-          ? await createNatsPubsub({ ...config.nats!, logger, registry })
-          : await createPostgresPubsub({ connectionConfig: db.connectionConfig, pool: db, logger, registry });
-    cleanups.push(() => pubsub.close());
-    const watchdog = startWatchdog({ pubsub, logger, ...config.pubsubWatchdog });
-    cleanups.push(() => watchdog.close());
+    const nats = config.pubsub === 'nats' ? config.nats : undefined;
+    if (config.pubsub === 'nats' && !nats) throw new ConfigError('the nats pubsub needs a NATS URL');
+    const pubsub: Pubsub = await life.start(
+      'pubsub',
+      () =>
+        config.pubsub === 'memory'
+          ? createMemoryPubsub({ logger })
+          : nats
+            ? createNatsPubsub({ ...nats, logger, registry })
+            : createPostgresPubsub({ connectionConfig: db.connectionConfig, pool: db, logger, registry }),
+      (p) => p.close(),
+    );
+    const watchdog = await life.start('pubsub watchdog', () => startWatchdog({ pubsub, logger, ...seams.pubsubWatchdog }), (w) => w.close());
     void watchdog.timeout.then(reportFatal);
 
-    const webpush = config.webpush?.enabled === false ? undefined : await startWebpush(config, db, pubsub, registry, cleanups);
+    const webpush = config.webpush?.enabled === false ? undefined : await startWebpush(config, db, pubsub, registry, life);
     const chatConfig = resolveChatConfig(config.chat);
-    await seedChatProvider(db, chatConfig);
     const chatMetrics = createChatMetrics(registry, () => countChatsByStatus(db));
     const notifier = new ChatNotifier(pubsub, chatMetrics, logger);
     const apiKeys = new Map<string, string>(chatConfig.llmApiKey ? [[chatConfig.provider, chatConfig.llmApiKey]] : []);
-    const configCache = new ConfigCache({ db, apiKeys, disabled: chatConfig.configCacheDisabled });
-    await configCache.start(pubsub);
-    cleanups.push(() => configCache.close());
+    const configCache = await life.start(
+      'chat config cache',
+      async () => {
+        const cache = new ConfigCache({ db, apiKeys, disabled: chatConfig.configCacheDisabled });
+        await cache.start(pubsub);
+        return cache;
+      },
+      (c) => c.close(),
+    );
     const realStreamStore: StreamStore = {
       getChatByID: (id, opts) => getChatByID(db, id, opts),
       getChatMessagesAfter: (id, afterId, limit, opts) => getChatMessagesAfter(db, id, afterId, limit, opts),
       getQueuedChatMessages: (id, opts) => getQueuedChatMessages(db, id, opts),
     };
     const streams = new ChatStreams({
-      store: config.chatStreamStore?.(realStreamStore) ?? realStreamStore,
+      store: seams.chatStreamStore?.(realStreamStore) ?? realStreamStore,
       subscriber: pubsub,
       logger,
       metrics: chatMetrics,
       controlReadTimeoutMs: chatConfig.controlReadTimeoutMs,
-      hooks: config.chatStreamHooks,
+      hooks: seams.chatStreamHooks,
     });
     const worker = new ChatWorker({
       db,
@@ -169,10 +181,11 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       },
       metrics: chatMetrics,
       logger,
-      listeners: [...(config.turnEndListeners ?? []), ...(webpush ? [webpush.turnPush] : [])],
+      listeners: [...(seams.turnEndListeners ?? []), ...(webpush ? [webpush.turnPush] : [])],
       config: chatConfig,
     });
     const chatService = new ChatService({ db, notifier, configCache, wake: () => worker.wake() });
+    await chatService.seedDefaultModel(chatConfig);
     const authenticate = (token: string) => authenticateToken(db, token);
     const getChat = (id: string) => getChatByID(db, id);
 
@@ -191,13 +204,12 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
         consoleRoutes(),
       ],
     });
+    // The worker stops after the HTTP server (stops run in reverse): turns may finish while requests drain, and
+    // running turns go back to pending while the pool and pubsub still work.
+    await life.start('chat worker', () => worker.start(), () => worker.close(grace));
     // Thousands of clients connecting at once overflowed Node's default accept queue (511) on a busy event loop,
     // and the kernel reset the connections it could not queue; the kernel caps this at net.core.somaxconn.
-    await app.listen({ host: listen.host, port: listen.port, backlog: 4096 });
-    cleanups.push(() => app.close());
-    // Closed before the HTTP server (cleanups run in reverse): running turns go back to pending while pubsub still works.
-    await worker.start();
-    cleanups.push(() => worker.close());
+    await life.start('HTTP server', () => app.listen({ host: listen.host, port: listen.port, backlog: 4096 }), () => closeHttp(app, grace));
     const addr = app.server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}`;
@@ -206,7 +218,6 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       logger.warn({ accessUrl: config.accessUrl ?? url }, 'web push: the access URL is not https; browsers only subscribe from secure contexts (localhost aside)');
     }
 
-    let closing: Promise<void> | undefined;
     return {
       url,
       db,
@@ -216,40 +227,50 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       chats: { service: chatService, streams, worker, configCache },
       webpush,
       fatal,
-      close: () => (closing ??= closeAll()),
+      close: (g?: AbortSignal) => {
+        if (g) grace = g;
+        else grace = AbortSignal.timeout(defaultShutdownGraceMs);
+        return life.stop();
+      },
     };
-  } catch (err) {
-    await closeAll();
-    throw err;
-  }
-}
-
-/** Makes the flags' provider and model the default; idempotent, and safe when replicas start together. */
-async function seedChatProvider(db: Database, c: ResolvedChatConfig): Promise<void> {
-  await db.tx(async (tx) => {
-    await lockChatConfigSeed(tx);
-    const provider = await upsertChatProvider(tx, c.provider, c.provider, c.provider === 'openai-compat' ? (c.llmBaseUrl ?? null) : null);
-    await upsertDefaultChatModelConfig(tx, provider.id, c.llmModel);
   });
 }
 
+/**
+ * Stops accepting and waits for in-flight requests; when `grace` ends first, cuts every connection still open
+ * (fastify alone would wait for a slow upload, and keep-alive sockets up to their timeout).
+ */
+async function closeHttp(app: FastifyInstance, grace: AbortSignal): Promise<void> {
+  const cut = () => app.server.closeAllConnections();
+  if (grace.aborted) cut();
+  else grace.addEventListener('abort', cut, { once: true });
+  try {
+    await app.close();
+  } finally {
+    grace.removeEventListener('abort', cut);
+  }
+}
+
 /** VAPID keys, subscription cache, dispatcher and the push after each turn. */
-async function startWebpush(config: DaemonConfig, db: Database, pubsub: Pubsub, registry: Registry, cleanups: Array<() => Promise<void>>) {
+async function startWebpush(config: DaemonConfig, db: Database, pubsub: Pubsub, registry: Registry, life: Lifecycle) {
   const { logger } = config;
   const c = config.webpush ?? {};
   const subject = normalizeSubject(c.subject ?? (config.accessUrl?.startsWith('https:') ? config.accessUrl : 'mailto:webpush@coder-lite.invalid'));
   if (c.allowInsecureEndpoints) logger.warn('web push: --webpush-allow-insecure-endpoints is on: http and private-address endpoints are accepted (development only)');
   const metrics = createWebpushMetrics(registry);
   const cache = new SubscriptionCache({ fetch: (userId) => getWebpushSubscriptionsByUserID(db, userId), metrics, disabled: c.subscriptionCacheDisabled });
-  await cache.start(pubsub);
-  cleanups.push(() => cache.close());
+  await life.start('web push subscription cache', () => cache.start(pubsub), () => cache.close());
   const vapid = new VapidKeyHolder(db);
   // A rotation deleted every subscription along with the old keys.
-  await vapid.start(pubsub, () => {
-    cache.clear();
-    logger.info('web push: VAPID keys rotated; using the new pair');
-  });
-  cleanups.push(() => vapid.close());
+  await life.start(
+    'VAPID keys',
+    () =>
+      vapid.start(pubsub, () => {
+        cache.clear();
+        logger.info('web push: VAPID keys rotated; using the new pair');
+      }),
+    () => vapid.close(),
+  );
   const dispatcher = new PushDispatcher({
     tokens: new VapidTokenCache(vapid, subject),
     store: { deleteSubscriptions: (ids) => deleteWebpushSubscriptionsByIDs(db, ids), markSucceeded: (ids) => markWebpushSubscriptionsSucceeded(db, ids) },
@@ -259,11 +280,11 @@ async function startWebpush(config: DaemonConfig, db: Database, pubsub: Pubsub, 
     timeoutMs: c.timeoutMs,
     allowPrivateAddresses: c.allowInsecureEndpoints,
   });
-  cleanups.push(() => dispatcher.close());
+  life.defer('web push dispatcher', () => dispatcher.close());
   const service = new WebpushService(db, cache, dispatcher, logger);
-  cleanups.push(async () => service.close());
+  life.defer('web push service', () => service.close());
   const turnPush = new TurnPush((userId, message) => service.dispatchToUser(userId, message), logger, c.uncachedTurnPush ? coderLikeTurnReads(db) : undefined);
-  // Runs after the worker has stopped (cleanups run in reverse), so the last turns' pushes are sent.
-  cleanups.push(() => turnPush.drain());
+  // Runs after the worker has stopped (stops run in reverse), so the last turns' pushes are sent.
+  life.defer('pushes after turns', () => turnPush.drain());
   return { service, vapid, turnPush };
 }

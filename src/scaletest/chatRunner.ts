@@ -1,11 +1,16 @@
+import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Pool } from 'undici';
 import WebSocket from 'ws';
 
 import { LatencyRecorder } from '../daemon/observability/quantiles.js';
 import type { FailureKind } from './report.js';
+
+/** Attempts of one POST through 503s and connection errors (about 20 s of backoff in all). */
+const maxAttempts = 15;
 
 /**
  * The scaletest's clients: each chat opens its stream, sends a message, waits for `waiting`, and repeats. Built to
@@ -135,31 +140,50 @@ export class ChatRunner {
     if (!this.failureSamples.some((s) => s.kind === err.kind)) this.failureSamples.push({ kind: err.kind, message: err.message });
   }
 
+  /**
+   * POSTs as a careful client does: one Idempotency-Key for every attempt, retried on connection errors and 503 (the
+   * daemon's database is away) with a capped backoff, so a send whose answer was lost never makes a second turn.
+   */
   private async post(path: string, token: string, body: unknown, kind: FailureKind): Promise<unknown> {
-    let res;
-    try {
-      res = await this.http.request({
-        path,
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'coder-session-token': token },
-        body: JSON.stringify(body),
-        signal: this.opts.signal,
-      });
-    } catch (err) {
-      throw this.opts.signal.aborted ? this.stopped('stopped during a request') : new ChatFailure(kind, `POST ${path}: ${(err as Error).message}`);
-    }
-    const text = await res.body.text().catch(() => '');
-    if (res.statusCode < 200 || res.statusCode >= 300) {
-      const msg = (() => {
-        try {
-          return (JSON.parse(text) as { message?: string }).message ?? text;
-        } catch {
-          return text;
+    const headers = { 'content-type': 'application/json', 'coder-session-token': token, 'idempotency-key': randomUUID() };
+    const payload = JSON.stringify(body);
+    for (let attempt = 1; ; attempt++) {
+      let res;
+      try {
+        res = await this.http.request({ path, method: 'POST', headers, body: payload, signal: this.opts.signal });
+      } catch (err) {
+        if (this.opts.signal.aborted) throw this.stopped('stopped during a request');
+        if (attempt < maxAttempts) {
+          await this.backoff(attempt);
+          continue;
         }
-      })();
-      throw new ChatFailure(kind, `POST ${path.replace(/chats\/[^/]+/, 'chats/{chat}')} answered ${res.statusCode}: ${msg.slice(0, 200)}`);
+        throw new ChatFailure(kind, `POST ${path}: ${(err as Error).message}`);
+      }
+      const text = await res.body.text().catch(() => '');
+      if (res.statusCode === 503 && attempt < maxAttempts) {
+        await this.backoff(attempt);
+        continue;
+      }
+      if (res.statusCode < 200 || res.statusCode >= 300) {
+        const msg = (() => {
+          try {
+            return (JSON.parse(text) as { message?: string }).message ?? text;
+          } catch {
+            return text;
+          }
+        })();
+        throw new ChatFailure(kind, `POST ${path.replace(/chats\/[^/]+/, 'chats/{chat}')} answered ${res.statusCode}: ${msg.slice(0, 200)}`);
+      }
+      return text === '' ? undefined : JSON.parse(text);
     }
-    return text === '' ? undefined : JSON.parse(text);
+  }
+
+  private async backoff(attempt: number): Promise<void> {
+    try {
+      await sleep(Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random()), undefined, { signal: this.opts.signal });
+    } catch {
+      throw this.stopped('stopped while retrying a request');
+    }
   }
 
   private async runChat(index: number): Promise<void> {

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { startDaemon, type Daemon, type DaemonConfig } from '../daemon/index.js';
+import { Lifecycle } from '../daemon/lifecycle.js';
 import type { Logger } from '../daemon/observability/logger.js';
 import type { NatsTarget } from '../daemon/pubsub/nats.js';
 import { createUserWithToken } from '../daemon/users/service.js';
@@ -146,20 +147,17 @@ async function subscribeOwners(baseUrl: string, tokens: string[], perUser: numbe
 }
 
 async function startHarness(opts: ScaletestOptions, users: number): Promise<Harness> {
-  const cleanups: Array<() => Promise<unknown>> = [];
-  const close = async () => {
-    for (const c of cleanups.splice(0).reverse()) await c().catch((err: unknown) => opts.logger.warn({ err }, 'scaletest cleanup step failed'));
-  };
-  try {
-    const sink = opts.pushSubscriptionsPerUser > 0 && opts.startPushSink ? await opts.startPushSink() : undefined;
-    if (sink) cleanups.push(() => sink.close());
+  const life = new Lifecycle((err, part) => opts.logger.warn({ err, part }, 'scaletest cleanup step failed'));
+  const close = () => life.stop();
+  return life.build(async () => {
+    const sink = opts.pushSubscriptionsPerUser > 0 && opts.startPushSink ? await life.start('push sink', opts.startPushSink, (s) => s.close()) : undefined;
     const { target } = opts;
 
     if (target.kind === 'remote') {
       let llm: LlmMock | undefined;
       if (target.llmAddress) {
-        llm = await startLlmMock({ ...target.llmAddress, latencyMs: opts.llmLatencyMs, tokens: opts.llmTokens });
-        cleanups.push(() => llm!.close());
+        const address = target.llmAddress;
+        llm = await life.start('LLM mock', () => startLlmMock({ ...address, latencyMs: opts.llmLatencyMs, tokens: opts.llmTokens }), (l) => l.close());
       }
       const me = await fetch(new URL('/api/v2/users/me', target.url), { headers: { 'coder-session-token': target.token } }).catch((err: unknown) => {
         throw new ScaletestSetupError(`cannot reach the daemon at ${target.url}: ${(err as Error).message}`, { cause: err });
@@ -169,8 +167,7 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
       return { baseUrl: target.url, probe: remoteProbe(target.url), llm, sink, owners, close };
     }
 
-    const llm = await startLlmMock({ latencyMs: opts.llmLatencyMs, tokens: opts.llmTokens });
-    cleanups.push(() => llm.close());
+    const llm = await life.start('LLM mock', () => startLlmMock({ latencyMs: opts.llmLatencyMs, tokens: opts.llmTokens }), (l) => l.close());
     let dataDir = '/nonexistent-unused';
     if (!target.postgresUrl) {
       // A throwaway cluster: durability is worth nothing here, and the disk's flush rate is not what is measured.
@@ -178,9 +175,9 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
       // As root, PostgreSQL runs as the postgres user, which must be able to enter the directory.
       await chmod(dataDir, 0o755);
       const dir = dataDir;
-      cleanups.push(() => rm(dir, { recursive: true, force: true }));
+      life.defer('scratch data dir', () => rm(dir, { recursive: true, force: true }));
     }
-    const daemon: Daemon = await startDaemon({
+    const daemon: Daemon = await life.start('daemon', () => startDaemon({
       logger: opts.logger,
       httpAddress: '127.0.0.1:0',
       postgresUrl: target.postgresUrl,
@@ -203,8 +200,7 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
         uncachedTurnPush: !opts.configCache,
       },
       ...opts.daemonOverrides,
-    });
-    cleanups.push(() => daemon.close());
+    }), (d) => d.close());
     const runId = randomBytes(3).toString('hex');
     const tokens: string[] = new Array<string>(users);
     await forEachLimited(tokens, 4, async (_t, i) => {
@@ -212,10 +208,7 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
     });
     const owners = await subscribeOwners(daemon.url, tokens, opts.pushSubscriptionsPerUser, sink);
     return { baseUrl: daemon.url, probe: inProcessProbe(daemon), llm, sink, owners, close };
-  } catch (err) {
-    await close();
-    throw err;
-  }
+  });
 }
 
 /** Runs the whole scaletest and returns its report; the caller prints it. */

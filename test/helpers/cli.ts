@@ -39,10 +39,12 @@ export interface ServerProcess {
 }
 
 /** Starts `coder-lite server` (dist) and resolves once it logs that it is listening. */
-export function startServerProcess(args: string[], opts: { env?: Record<string, string> } = {}): Promise<ServerProcess> {
+export function startServerProcess(args: string[], opts: { env?: Record<string, string>; detached?: boolean } = {}): Promise<ServerProcess> {
   const child = spawn(process.execPath, [binPath, 'server', '--http-address', '127.0.0.1:0', ...args], {
     env: { ...process.env, OCLIF_SKIP_NEW_VERSION_CHECK: 'true', NO_COLOR: '1', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, as a job a terminal runs in the foreground: a signal to the group reaches its children too.
+    detached: opts.detached ?? false,
   });
   let stderr = '';
   const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));

@@ -1,12 +1,12 @@
 import { afterAll } from 'vitest';
 
-import { startDaemon, type Daemon, type DaemonConfig } from '../../src/daemon/index.js';
+import { startDaemon, type Daemon, type DaemonConfig, type DaemonSeams } from '../../src/daemon/index.js';
 import { silentLogger } from '../../src/daemon/observability/logger.js';
 import { createUserWithToken } from '../../src/daemon/users/service.js';
 import { createTestDatabase } from './db.js';
 
 /** A daemon on a fresh database of its own (or `postgresUrl`), on a free port; closed after the file's tests. */
-export async function startTestDaemon(overrides: Partial<DaemonConfig> = {}): Promise<Daemon> {
+export async function startTestDaemon(overrides: Partial<DaemonConfig> = {}, seams: DaemonSeams = {}): Promise<Daemon> {
   const postgresUrl = overrides.postgresUrl ?? (await createTestDatabase()).url;
   const daemon = await startDaemon({
     logger: silentLogger(),
@@ -15,7 +15,7 @@ export async function startTestDaemon(overrides: Partial<DaemonConfig> = {}): Pr
     postgresPoolMax: 10,
     ...overrides,
     postgresUrl,
-  });
+  }, seams);
   afterAll(() => daemon.close());
   return daemon;
 }

@@ -28,6 +28,7 @@ const log = capturingLogger();
 const daemon = await startTestDaemon({
   logger: log.logger,
   chat: { fakeTokens: 1, fakeTokenDelayMs: 0, controlReadTimeoutMs: 200 },
+}, {
   chatStreamHooks: {
     beforeArm: (chat) => hooks.beforeArm?.(chat) ?? Promise.resolve(),
     afterArm: (chat) => hooks.afterArm?.(chat) ?? Promise.resolve(),

@@ -92,7 +92,7 @@ describe('pubsub in the daemon', () => {
       const h = setTimeout(fn, ms);
       return { cancel: () => clearTimeout(h) };
     } };
-    const daemon = await startTestDaemon({ pubsubWatchdog: { clock } });
+    const daemon = await startTestDaemon({}, { pubsubWatchdog: { clock } });
     const fatal = await daemon.fatal;
     expect(fatal.message).toMatch(/pubsub watchdog: no heartbeat on pubsub_watchdog/);
   });

@@ -1,8 +1,11 @@
-import type { Database } from '../postgres/pool.js';
-import { archiveChat, insertChat, listChatsByOwner, lockChatByID, sendChatMessage, setChatStatus } from '../store/chats.js';
+import type { Database, Queryable } from '../postgres/pool.js';
+import { archiveChat, insertChat, listChatsByOwner, lockChatByID, sendChatMessage, setChatStatus, type SendChatMessageResult } from '../store/chats.js';
+import { lockChatConfigSeed, upsertChatProvider, upsertDefaultChatModelConfig } from '../store/providers.js';
+import { claimIdempotencyKey, storeIdempotentResponse, type StoredResponse } from '../store/idempotency.js';
 import { getChatMessagesAfter, insertChatMessage } from '../store/messages.js';
 import { messageJson } from './events.js';
 import type { Chat, ChatMessage, QueuedChatMessage, User } from '../store/types.js';
+import type { ResolvedChatConfig } from './config.js';
 import type { ConfigCache } from './configCache.js';
 import type { ChatNotifier } from './notifier.js';
 
@@ -10,11 +13,29 @@ import type { ChatNotifier } from './notifier.js';
 export const maxQueuedMessages = 20;
 
 export class QueueFullError extends Error {}
+/** The Idempotency-Key was used before for a different request. */
+export class IdempotencyMismatchError extends Error {}
 export class ChatArchivedError extends Error {}
 /** The chat vanished between the caller's read and the change (deleted with its owner). */
 export class ChatGoneError extends Error {}
 
-export type SendResult = { queued: false; message: ChatMessage; chat: Chat } | { queued: true; queuedMessage: QueuedChatMessage; chat: Chat };
+export type SendResult =
+  | { queued: false; message: ChatMessage; chat: Chat; prevMessageId: number }
+  | { queued: true; queuedMessage: QueuedChatMessage; chat: Chat };
+
+/** Errors for the outcomes that change nothing (they roll an idempotent request back, so a retry tries again). */
+function sendResult(chatId: string, r: SendChatMessageResult | undefined): SendResult {
+  if (!r) throw new ChatGoneError(`chat ${chatId} not found`);
+  if (r.outcome === 'full') throw new QueueFullError(`chat ${chatId} already has ${maxQueuedMessages} queued messages`);
+  if (r.outcome === 'archived') throw new ChatArchivedError(`chat ${chatId} is archived`);
+  if (r.outcome === 'queued') return { queued: true, queuedMessage: r.queued, chat: r.chat };
+  return { queued: false, message: r.message, chat: r.chat, prevMessageId: r.prevMessageId };
+}
+
+const replayed = (err: unknown): Replay => {
+  if (err instanceof Replay) return err;
+  throw err;
+};
 
 export interface ChatServiceOptions {
   db: Database;
@@ -27,6 +48,24 @@ export interface ChatServiceOptions {
   wake: () => boolean;
 }
 
+/**
+ * A request sent with an Idempotency-Key: its answer is stored with the work, in one transaction, and a retry gets
+ * that answer back (`replay`) instead of doing the work twice.
+ */
+export interface IdempotentRequest<T> {
+  key: string;
+  /** Identifies the request (route and body): the same key with another request is refused. */
+  fingerprint: string;
+  /** The answer to store for a first request. */
+  render(result: T): StoredResponse;
+}
+
+export type Outcome<T> = { result: T; replay?: undefined } | { replay: StoredResponse };
+
+class Replay {
+  constructor(readonly response: StoredResponse) {}
+}
+
 const titleFrom = (message: string) => {
   const line = message.trim().split('\n', 1)[0]!.trim();
   return line.length > 80 ? `${line.slice(0, 79)}…` : line || 'New chat';
@@ -36,17 +75,47 @@ const titleFrom = (message: string) => {
 export class ChatService {
   constructor(private readonly opts: ChatServiceOptions) {}
 
-  async create(owner: User, input: { message: string; title?: string; modelConfigId?: string }): Promise<Chat> {
+  /** Makes the start-up flags' provider and model the default; idempotent, and safe when replicas start together. */
+  async seedDefaultModel(c: Pick<ResolvedChatConfig, 'provider' | 'llmBaseUrl' | 'llmModel'>): Promise<void> {
+    await this.opts.db.tx(async (tx) => {
+      await lockChatConfigSeed(tx);
+      const provider = await upsertChatProvider(tx, c.provider, c.provider, c.provider === 'openai-compat' ? (c.llmBaseUrl ?? null) : null);
+      await upsertDefaultChatModelConfig(tx, provider.id, c.llmModel);
+    });
+  }
+
+  async create(owner: User, input: { message: string; title?: string; modelConfigId?: string }, idem?: IdempotentRequest<Chat>): Promise<Outcome<Chat>> {
     // Resolving through the cache proves the model config exists and its provider is enabled.
     if (input.modelConfigId) await this.opts.configCache.resolve(input.modelConfigId);
-    const chat = await this.opts.db.tx(async (tx) => {
-      const c = await insertChat(tx, owner.id, input.title?.trim() || titleFrom(input.message), input.modelConfigId ?? null);
-      await insertChatMessage(tx, c.id, 'user', input.message);
-      return c;
-    });
+    const chat = await this.opts.db
+      .tx((tx) =>
+        this.once(tx, owner, idem, async () => {
+          const c = await insertChat(tx, owner.id, input.title?.trim() || titleFrom(input.message), input.modelConfigId ?? null);
+          await insertChatMessage(tx, c.id, 'user', input.message);
+          return c;
+        }),
+      )
+      .catch(replayed);
+    if (chat instanceof Replay) return { replay: chat.response };
     const local = this.opts.wake();
     await Promise.all([local ? undefined : this.opts.notifier.pending(chat.id), this.opts.notifier.owner('created', chat)]);
-    return chat;
+    return { result: chat };
+  }
+
+  /**
+   * Runs `work` unless the key was seen: then the earlier answer is thrown as a Replay, which rolls the
+   * transaction back (nothing was written) and reaches the caller through `replayed`.
+   */
+  private async once<T>(tx: Queryable, owner: User, idem: IdempotentRequest<T> | undefined, work: () => Promise<T>): Promise<T> {
+    if (!idem) return work();
+    const claim = await claimIdempotencyKey(tx, owner.id, idem.key, idem.fingerprint);
+    if (!claim.claimed) {
+      if (claim.fingerprint !== idem.fingerprint) throw new IdempotencyMismatchError('this Idempotency-Key was used for a different request');
+      throw new Replay(claim.response);
+    }
+    const result = await work();
+    await storeIdempotentResponse(tx, owner.id, idem.key, idem.render(result));
+    return result;
   }
 
   list(owner: User, afterId: string | null, limit: number): Promise<Chat[]> {
@@ -61,24 +130,24 @@ export class ChatService {
    * Queues the message while a turn is running or about to (409 past the limit), else starts a turn with it. The
    * statement authorizes too: another user's chat is `ChatGoneError`, as if it did not exist.
    */
-  async send(owner: User, chatId: string, content: string): Promise<SendResult> {
-    const result = await sendChatMessage(this.opts.db, chatId, owner.id, content, maxQueuedMessages);
-    if (!result) throw new ChatGoneError(`chat ${chatId} not found`);
+  async send(owner: User, chatId: string, content: string, idem?: IdempotentRequest<SendResult>): Promise<Outcome<SendResult>> {
+    const sent = (db: Queryable) => sendChatMessage(db, chatId, owner.id, content, maxQueuedMessages).then((r) => sendResult(chatId, r));
+    // Without a key the send stays one statement: the hottest route makes one round trip.
+    const outcome = await (idem ? this.opts.db.tx((tx) => this.once(tx, owner, idem, () => sent(tx))) : sent(this.opts.db)).catch(replayed);
+    if (outcome instanceof Replay) return { replay: outcome.response };
     const { notifier } = this.opts;
-    if (result.outcome === 'full') throw new QueueFullError(`chat ${chatId} already has ${maxQueuedMessages} queued messages`);
-    if (result.outcome === 'archived') throw new ChatArchivedError(`chat ${chatId} is archived`);
-    const chat = result.chat;
-    if (result.outcome === 'queued') {
+    const { chat } = outcome;
+    if (outcome.queued) {
       await notifier.stream(chat.id, { queue_update: true });
-      return { queued: true, queuedMessage: result.queued, chat };
+      return { result: outcome };
     }
-    const { message, prevMessageId } = result;
+    const { message, prevMessageId } = outcome;
     const local = this.opts.wake();
     await Promise.all([
-      notifier.status(result.chat, { after_message_id: message.id, messages: [messageJson(message)], prev_message_id: prevMessageId }),
+      notifier.status(chat, { after_message_id: message.id, messages: [messageJson(message)], prev_message_id: prevMessageId }),
       local ? undefined : notifier.pending(chat.id),
     ]);
-    return { queued: false, message, chat: result.chat };
+    return { result: outcome };
   }
 
   /** Stops the running turn wherever it runs; the chat waits for the next message. Queued messages stay queued. */

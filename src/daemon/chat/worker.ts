@@ -3,9 +3,13 @@ import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
 import type { Logger } from '../observability/logger.js';
+import { isConnectionError } from '../postgres/errors.js';
 import type { Database } from '../postgres/pool.js';
+import { retryWhileUnavailable } from '../postgres/retry.js';
 import type { Cancel, Subscriber } from '../pubsub/pubsub.js';
-import { acquirePendingChats, endChatTurn, heartbeatChats, recoverStaleChats, releaseWorkerChats } from '../store/chats.js';
+import { acquirePendingChats, endChatTurn, getChatByID, heartbeatChats, recoverStaleChats, releaseWorkerChats } from '../store/chats.js';
+import { deleteExpiredIdempotencyKeys } from '../store/idempotency.js';
+import { getLatestChatMessageID } from '../store/messages.js';
 import type { Chat, ChatProviderType } from '../store/types.js';
 import type { ResolvedChatConfig } from './config.js';
 import { ModelResolutionError, type ConfigCache } from './configCache.js';
@@ -20,6 +24,9 @@ import type { ResolvedModel, TurnEndListener, TurnResult } from './turnResult.js
 const historyLimit = 50;
 /** Chats claimed per statement: a burst of new chats costs a few claims, not one pool round trip each. */
 const claimBatch = 100;
+/** Idempotency keys are promised for 24 h; swept hourly once two days old. */
+const idempotencyKeyLifetimeSeconds = 48 * 3600;
+const idempotencySweepMs = 3600_000;
 
 /** Why a turn was stopped from outside. */
 class TurnStop extends Error {
@@ -55,6 +62,8 @@ export class ChatWorker {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly cancels: Cancel[] = [];
   private readonly log: Logger;
+  /** Set while the database is unreachable, so an outage logs one warning per kind of work, not one per second. */
+  private readonly failing = new Set<string>();
 
   constructor(private readonly opts: ChatWorkerOptions) {
     this.log = opts.logger.child({ component: 'chat-worker', workerId: this.id });
@@ -68,6 +77,7 @@ export class ChatWorker {
     every(config.pollIntervalMs, () => this.wake());
     every(config.heartbeatIntervalMs, () => void this.heartbeat());
     every(Math.min(config.heartbeatIntervalMs, config.staleAfterMs), () => void this.recoverStale());
+    every(idempotencySweepMs, () => void this.sweepIdempotencyKeys());
     this.wake();
   }
 
@@ -91,15 +101,27 @@ export class ChatWorker {
     return this.turns.size;
   }
 
-  /** Stops claiming, stops running turns and hands their chats back as `pending` for any replica. */
-  async close(): Promise<void> {
+  /**
+   * Stops claiming, stops running turns and hands their chats back as `pending` for any replica. The hand-back is
+   * retried while the database is away, until `deadline` aborts; then the stale sweep of another replica takes over.
+   */
+  async close(deadline?: AbortSignal): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     await Promise.all(this.cancels.map((c) => c()));
     for (const chatId of this.turns.keys()) this.stop(chatId, 'shutdown');
     await Promise.all([...this.turns.values()].map((t) => t.done));
-    const released = await releaseWorkerChats(this.opts.db, this.id);
+    let released: Chat[];
+    try {
+      released = await retryWhileUnavailable(() => releaseWorkerChats(this.opts.db, this.id), {
+        signal: deadline,
+        onRetry: (err) => this.warnOnce('release', err, 'chat worker: cannot hand running chats back yet; retrying until the shutdown deadline'),
+      });
+    } catch (err) {
+      this.log.warn({ err }, 'chat worker: running chats could not be handed back; another replica takes them over after the stale timeout');
+      return;
+    }
     await Promise.all(released.map((chat) => Promise.all([this.opts.notifier.status(chat), this.opts.notifier.pending(chat.id)])));
     if (released.length > 0) this.log.info({ chats: released.length }, 'chat worker: running chats returned to pending');
   }
@@ -116,12 +138,13 @@ export class ChatWorker {
         while (!this.closed && this.turns.size < this.opts.config.maxConcurrentTurns) {
           const limit = Math.min(claimBatch, this.opts.config.maxConcurrentTurns - this.turns.size);
           const claimed = await acquirePendingChats(this.opts.db, this.id, limit, historyLimit);
+          this.recovered('claim');
           for (const { chat, history } of claimed) this.startTurn(chat, history);
           if (claimed.length < limit) break;
         }
       } while (this.again && !this.closed);
     } catch (err) {
-      if (!this.closed) this.log.warn({ err }, 'chat worker: claiming pending chats failed; retrying on the next wake');
+      if (!this.closed) this.warnOnce('claim', err, 'chat worker: claiming pending chats failed; retrying on the next wake');
     }
   }
 
@@ -161,8 +184,17 @@ export class ChatWorker {
       if (!expected) this.log.warn({ err, chatId: chat.id }, 'chat worker: model call failed');
     }
 
-    // A failed write leaves the chat running without a heartbeat: the stale sweep hands it to a worker again.
-    const end = await endChatTurn(db, chat.id, this.id, text, error).finally(() => streams.endTurn(chat.id));
+    let end: Awaited<ReturnType<typeof endChatTurn>>;
+    try {
+      end = await this.endDurably(chat, text, error, signal);
+    } catch (err) {
+      // Stopped while retrying (interrupt, takeover, shutdown), or a failure no retry mends.
+      if (!(signal.aborted && signal.reason instanceof TurnStop)) this.log.error({ err, chatId: chat.id }, 'chat worker: the turn could not be ended');
+      this.ended({ chat, model, outcome: 'abandoned' });
+      return;
+    } finally {
+      streams.endTurn(chat.id);
+    }
     metrics.turns.inc();
     metrics.turnDuration.observe((performance.now() - started) / 1000);
     if (!end) {
@@ -182,6 +214,49 @@ export class ChatWorker {
       return;
     }
     this.ended({ chat: after, model, outcome: error !== undefined ? 'error' : 'waiting', finalText: text, lastError: error });
+  }
+
+  /**
+   * Writes the turn's end, retrying while the database is unavailable: a chat left `running` on a live replica would
+   * wait minutes for the stale sweep. The turn stays in `turns` meanwhile, so the heartbeat keeps covering the chat
+   * and stops the retries (through `signal`) when another replica took it over.
+   */
+  private async endDurably(chat: Chat, text: string | undefined, error: string | undefined, signal: AbortSignal) {
+    let ambiguous = false;
+    const end = await retryWhileUnavailable(() => endChatTurn(this.opts.db, chat.id, this.id, text, error), {
+      signal,
+      onRetry: (err, attempt, delayMs) => {
+        ambiguous = true;
+        this.log.warn({ err: (err as Error).message, chatId: chat.id, attempt, delayMs }, 'chat worker: ending the turn failed; retrying');
+      },
+    });
+    // A failed attempt may have committed before its answer was lost; then no notice went out for it, so tell the
+    // chat's viewers to read up to its newest message.
+    if (!end && ambiguous) await this.announceAfterAmbiguousEnd(chat.id);
+    return end;
+  }
+
+  private async announceAfterAmbiguousEnd(chatId: string): Promise<void> {
+    try {
+      const [after, latest] = await Promise.all([getChatByID(this.opts.db, chatId), getLatestChatMessageID(this.opts.db, chatId)]);
+      if (after) await this.opts.notifier.status(after, { after_message_id: latest });
+    } catch (err) {
+      this.log.warn({ err, chatId }, 'chat worker: could not re-announce a turn whose end was retried');
+    }
+  }
+
+  private warnOnce(kind: string, err: unknown, msg: string): void {
+    if (!isConnectionError(err)) {
+      this.log.warn({ err }, msg);
+      return;
+    }
+    if (this.failing.has(kind)) return;
+    this.failing.add(kind);
+    this.log.warn({ err: (err as Error).message }, `${msg} (the database is unavailable; said once until it is back)`);
+  }
+
+  private recovered(kind: string): void {
+    if (this.failing.delete(kind)) this.log.info(`chat worker: ${kind} works again`);
   }
 
   private ended(r: { chat: Chat; model: ResolvedModel | undefined; outcome: TurnResult['outcome']; finalText?: string; lastError?: string }): void {
@@ -210,9 +285,18 @@ export class ChatWorker {
     if (ids.length === 0 || this.closed) return;
     try {
       const owned = await heartbeatChats(this.opts.db, this.id, ids);
+      this.recovered('heartbeat');
       for (const id of ids) if (!owned.has(id)) this.stop(id, 'lost');
     } catch (err) {
-      this.log.warn({ err }, 'chat worker: heartbeat failed');
+      this.warnOnce('heartbeat', err, 'chat worker: heartbeat failed');
+    }
+  }
+
+  private async sweepIdempotencyKeys(): Promise<void> {
+    try {
+      await deleteExpiredIdempotencyKeys(this.opts.db, idempotencyKeyLifetimeSeconds);
+    } catch (err) {
+      this.warnOnce('idempotency key sweep', err, 'chat worker: sweeping expired idempotency keys failed');
     }
   }
 
@@ -220,12 +304,13 @@ export class ChatWorker {
     if (this.closed) return;
     try {
       const recovered = await recoverStaleChats(this.opts.db, this.opts.config.staleAfterMs / 1000);
+      this.recovered('stale sweep');
       if (recovered.length === 0) return;
       this.log.warn({ chats: recovered.map((c) => c.id) }, 'chat worker: chats of a silent replica returned to pending');
       const claiming = this.wake();
       await Promise.all(recovered.map((chat) => Promise.all([this.opts.notifier.status(chat), claiming ? undefined : this.opts.notifier.pending(chat.id)])));
     } catch (err) {
-      if (!this.closed) this.log.warn({ err }, 'chat worker: stale-turn recovery failed');
+      if (!this.closed) this.warnOnce('stale sweep', err, 'chat worker: stale-turn recovery failed');
     }
   }
 }

@@ -24,6 +24,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   });
   installErrorHandlers(app);
+  // Registered before the plugin so it runs before the plugin's own preClose (which closes with no code): clients
+  // learn the server is going away (1001) and reconnect elsewhere.
+  app.addHook('preClose', (done) => {
+    for (const client of app.websocketServer?.clients ?? []) client.close(1001, 'server shutting down');
+    done();
+  });
   // Client frames are never large: the streams only send. A browser that offered the token subprotocol gets
   // `coder-lite` back (it refuses a socket that names none); the token itself is never echoed.
   await app.register(websocket, {

@@ -1,5 +1,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 
+import { DatabaseUnavailableError } from '../postgres/errors.js';
+
 /** An error with an HTTP status and a message safe to show the caller. */
 export class HttpError extends Error {
   constructor(
@@ -21,6 +23,10 @@ export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | HttpError | Error, req, reply) => {
     if (err instanceof HttpError) {
       return reply.status(err.statusCode).send({ message: err.message, ...(err.detail ? { detail: err.detail } : {}) });
+    }
+    if (err instanceof DatabaseUnavailableError) {
+      req.log.warn({ err: err.message, cause: (err.cause as Error | undefined)?.message }, 'request failed: the database is unavailable');
+      return reply.status(503).header('retry-after', '2').send({ message: 'the database is unavailable; retry shortly' });
     }
     const fe = err as FastifyError;
     if (fe.validation) {

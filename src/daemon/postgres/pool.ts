@@ -5,6 +5,7 @@ import pg from 'pg';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 import { LatencyRecorder, type LatencySummary } from '../observability/quantiles.js';
+import { asDatabaseError, DatabaseUnavailableError, isConnectionError } from './errors.js';
 
 /** A statement with a stable name: the name labels its metrics and makes it a prepared statement. */
 export interface NamedQuery {
@@ -154,7 +155,9 @@ function execute<R extends Row>(
 ): { result: Promise<pg.QueryResult<R>>; settled: Promise<unknown> } {
   stats.queries.set(q.name, (stats.queries.get(q.name) ?? 0) + 1);
   metrics.queries.inc({ query: q.name });
-  const run = client.query<R>({ name: q.name, text: q.text, values: values as unknown[] | undefined });
+  const run = client.query<R>({ name: q.name, text: q.text, values: values as unknown[] | undefined }).catch((err: unknown) => {
+    throw asDatabaseError(err, q.name);
+  });
   const settled = run.then(
     () => undefined,
     (err: unknown) => err,
@@ -177,8 +180,13 @@ function execute<R extends Row>(
 export function createDatabase(opts: DatabaseOptions): Database {
   const max = opts.max ?? 10;
   const config: pg.ClientConfig = { ...parseConnectionString(opts.connectionString), application_name: opts.applicationName ?? 'coder-lite' };
-  const pool = new pg.Pool({ ...config, max, idleTimeoutMillis: 30_000 } as pg.PoolConfig);
-  // An idle client's connection error (server restart, pg_terminate_backend) must not crash the process.
+  // A server that accepts TCP but never answers (a stuck failover) must not hold a caller forever.
+  const pool = new pg.Pool({ ...config, max, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000 } as pg.PoolConfig);
+  // pg-pool listens for errors only while a client is idle and removes that listener at checkout, so a connection
+  // that dies while checked out (server restart, pg_terminate_backend) would raise an unhandled 'error' and kill the
+  // process. Every client gets a listener of its own for life; the failure marks it so release destroys it.
+  const broken = new WeakSet<pg.ClientBase>();
+  pool.on('connect', (client) => client.on('error', () => broken.add(client)));
   pool.on('error', () => undefined);
   const stats = new PoolStats();
   const metrics = new Metrics(opts.registry, pool);
@@ -193,13 +201,15 @@ export function createDatabase(opts: DatabaseOptions): Database {
     stats.setWaiting(1);
     const t0 = performance.now();
     try {
-      const connecting = pool.connect();
+      const connecting = pool.connect().catch((err: unknown) => {
+        throw new DatabaseUnavailableError('the database is unavailable (connect)', { cause: err });
+      });
       if (!signal) return await connecting;
       // A caller that gives up while queued gets its rejection now; the connection, when it comes, goes back.
       return await new Promise<pg.PoolClient>((resolve, reject) => {
         const onAbort = () => {
           reject(abortError(signal));
-          void connecting.then((c) => c.release(), () => undefined);
+          void connecting.then((c) => release(c, undefined), () => undefined);
         };
         signal.addEventListener('abort', onAbort, { once: true });
         connecting.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
@@ -213,9 +223,12 @@ export function createDatabase(opts: DatabaseOptions): Database {
     }
   }
 
-  const release = (client: pg.PoolClient, err: unknown) =>
-    // A statement that failed for connection reasons poisons the client: drop it rather than reuse it.
-    client.release(err instanceof Error && !(err instanceof pg.DatabaseError) ? err : undefined);
+  // A connection that failed, or a statement that failed for reasons other than SQL, poisons the client: destroy it
+  // rather than hand it to the next waiter. An SQL error (constraint, cancel) leaves the connection usable.
+  const release = (client: pg.PoolClient, err: unknown) => {
+    const poisoned = broken.has(client) || isConnectionError(err) || (err instanceof Error && !(err instanceof pg.DatabaseError));
+    client.release(poisoned ? (err instanceof Error ? err : new Error('connection failed')) : undefined);
+  };
 
   return {
     connectionConfig: config,
@@ -230,17 +243,21 @@ export function createDatabase(opts: DatabaseOptions): Database {
     async tx<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       const client = await acquire();
       let failure: unknown;
+      const control = (sql: string) =>
+        client.query(sql).catch((err: unknown) => {
+          throw asDatabaseError(err, sql);
+        });
       try {
-        await client.query('BEGIN');
+        await control('BEGIN');
         const scoped: Queryable = {
           query: <R extends Row>(q: NamedQuery, values?: readonly unknown[], qopts?: QueryOptions) => execute<R>(client, config, stats, metrics, q, values, qopts, performance.now()).result,
         };
         const result = await fn(scoped);
-        await client.query('COMMIT');
+        await control('COMMIT');
         return result;
       } catch (err) {
         failure = err;
-        await client.query('ROLLBACK').catch(() => undefined);
+        if (!isConnectionError(err) && !broken.has(client)) await client.query('ROLLBACK').catch(() => undefined);
         throw err;
       } finally {
         release(client, failure);

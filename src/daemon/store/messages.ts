@@ -41,3 +41,11 @@ export async function getLastChatMessageByRole(db: Queryable, chatId: string, ro
   const { rows } = await db.query<MessageRow>(getLastChatMessageByRoleQ, [chatId, role]);
   return rows[0] && toMessage(rows[0]);
 }
+
+const getLatestChatMessageIDQ = namedQuery('getLatestChatMessageID', 'SELECT coalesce(max(id), 0) AS id FROM chat_messages WHERE chat_id = $1');
+
+/** The newest message id of a chat (0 when it has none): the stream cursor a catch-up reads up to. */
+export async function getLatestChatMessageID(db: Queryable, chatId: string): Promise<number> {
+  const { rows } = await db.query<{ id: string }>(getLatestChatMessageIDQ, [chatId]);
+  return Number(rows[0]!.id);
+}

@@ -2,10 +2,11 @@ import type { FastifyPluginAsync, FastifyRequest, preHandlerHookHandler } from '
 
 import { ModelResolutionError } from '../../chat/configCache.js';
 import { chatJson, messageJson, queuedJson } from '../../chat/events.js';
-import { ChatArchivedError, ChatGoneError, QueueFullError, type ChatService } from '../../chat/service.js';
+import { ChatArchivedError, ChatGoneError, IdempotencyMismatchError, QueueFullError, type ChatService, type SendResult } from '../../chat/service.js';
 import type { Chat } from '../../store/types.js';
 import { requireAuth, type Authenticator } from '../auth.js';
 import { HttpError, notFound } from '../errors.js';
+import { idempotentRequest, sendOutcome } from '../idempotency.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -41,8 +42,15 @@ function mapServiceError(err: unknown): never {
   if (err instanceof ModelResolutionError) throw new HttpError(400, 'invalid model_config_id', err.message);
   if (err instanceof ChatGoneError) throw notFound('chat');
   if (err instanceof ChatArchivedError) throw archived();
+  if (err instanceof IdempotencyMismatchError) throw new HttpError(422, 'the Idempotency-Key was used for a different request', err.message);
   throw err;
 }
+
+const renderChat = (chat: Chat) => ({ status: 201, body: chatJson(chat) });
+const renderSend = (r: SendResult) =>
+  r.queued
+    ? { status: 202, body: { queued: true, queued_message: queuedJson(r.queuedMessage), chat: chatJson(r.chat) } }
+    : { status: 201, body: { queued: false, message: messageJson(r.message), chat: chatJson(r.chat) } };
 
 const archived = () => new HttpError(409, 'the chat is archived');
 const notArchived = (chat: Chat) => {
@@ -73,10 +81,10 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
       },
       async (req, reply) => {
         const body = req.body as { message: string; title?: string; model_config_id?: string };
-        const chat = await service
-          .create(req.user, { message: body.message, title: body.title, modelConfigId: body.model_config_id })
+        const outcome = await service
+          .create(req.user, { message: body.message, title: body.title, modelConfigId: body.model_config_id }, idempotentRequest(req, renderChat))
           .catch(mapServiceError);
-        return reply.status(201).send(chatJson(chat));
+        return sendOutcome(reply, outcome, renderChat);
       },
     );
 
@@ -133,9 +141,8 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
       },
       async (req, reply) => {
         const { chat } = req.params as { chat: string };
-        const result = await service.send(req.user, chat, (req.body as { content: string }).content).catch(mapServiceError);
-        if (result.queued) return reply.status(202).send({ queued: true, queued_message: queuedJson(result.queuedMessage), chat: chatJson(result.chat) });
-        return reply.status(201).send({ queued: false, message: messageJson(result.message), chat: chatJson(result.chat) });
+        const outcome = await service.send(req.user, chat, (req.body as { content: string }).content, idempotentRequest(req, renderSend)).catch(mapServiceError);
+        return sendOutcome(reply, outcome, renderSend);
       },
     );
 
