@@ -2,13 +2,16 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
-import { describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 
 import { parseNatsUrls } from '../../src/daemon/pubsub/nats.js';
 import { getChatByID } from '../../src/daemon/store/chats.js';
+import { getChatMessagesAfter } from '../../src/daemon/store/messages.js';
 import { chatApi, openStream } from '../helpers/chatClient.js';
 import { createTestUser, startTestDaemon } from '../helpers/daemon.js';
 import { createTestDatabase } from '../helpers/db.js';
+import { metricValue } from '../helpers/metrics.js';
+import { startNatsServer } from '../helpers/nats.js';
 
 // This file's daemons share the run's nats-server with other files: they keep to a subject prefix of their own.
 const nats = { target: parseNatsUrls(inject('natsUrl')), subjectPrefix: `test_${randomBytes(4).toString('hex')}` };
@@ -82,6 +85,30 @@ describe('pubsub in the daemon', () => {
     await s.waitFor((e) => e.type === 'message' && e.message.role === 'assistant', 20_000);
     await s.waitFor((e, all) => e.type === 'status' && e.status === 'waiting' && all.indexOf(e) > all.findIndex((x) => x.type === 'message' && x.message.role === 'assistant'));
     expect((await getChatByID(a.db, chat.id))!.status).toBe('waiting');
+    s.close();
+  });
+
+  it('rides out a nats-server restart mid-turn: the stream on the other replica resyncs and equals the database', async () => {
+    const server = await startNatsServer();
+    afterAll(() => server.dispose());
+    const own = { target: parseNatsUrls(server.url), subjectPrefix: nats.subjectPrefix };
+    const { url } = await createTestDatabase();
+    const a = await startTestDaemon({ postgresUrl: url, pubsub: 'nats', nats: own, chat: { fakeTokens: 80, fakeTokenDelayMs: 25 } });
+    const b = await startTestDaemon({ postgresUrl: url, pubsub: 'nats', nats: own, chat: { fakeTokens: 80, fakeTokenDelayMs: 25, maxConcurrentTurns: 0 } });
+    const user = await createTestUser(a);
+    const chat = await chatApi(b.url, user.token).createChat('through a NATS restart');
+    const s = await openStream(b.url, user.token, chat.id);
+    await s.waitFor((e) => e.type === 'status' && e.status === 'running');
+    await server.stop();
+    await server.start();
+    // Whatever the outage took (the end of the turn, or nothing), the drop signal makes B re-read.
+    await s.waitFor((e) => e.type === 'message' && e.message.role === 'assistant', 30_000);
+    await s.waitFor((e) => e.type === 'status' && e.status === 'waiting', 30_000);
+    for (const d of [a, b]) expect(await metricValue(d.registry, 'coder_nats_pubsub_disconnections_total')).toBe(1);
+    await expect.poll(() => metricValue(b.registry, 'coder_nats_pubsub_connected')).toBe(1);
+    const persisted = (await getChatMessagesAfter(a.db, chat.id, 0, 100)).map((m) => m.id);
+    const streamed = s.events().flatMap((e) => (e.type === 'message' ? [e.message.id] : []));
+    expect(streamed).toEqual(persisted);
     s.close();
   });
 
