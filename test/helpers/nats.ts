@@ -59,7 +59,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   const stop = async () => {
     const c = child;
     child = undefined;
-    if (!c || c.exitCode !== null) return;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
     c.kill('SIGTERM');
     await exited;

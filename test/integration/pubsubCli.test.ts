@@ -3,7 +3,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it, onTestFinished } from 'vitest';
 
 import { binPath, runCli, startServerProcess } from '../helpers/cli.js';
 import { createTestDatabase } from '../helpers/db.js';
@@ -94,10 +94,10 @@ describe('coder-lite pubsub', () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'coder-lite-tail-restart-'));
     // As root the embedded PostgreSQL runs as the postgres user, which must be able to enter the directory.
     await chmod(dataDir, 0o755);
-    afterAll(() => rm(dataDir, { recursive: true, force: true }));
+    onTestFinished(() => rm(dataDir, { recursive: true, force: true }));
     const server = ['--data-dir', dataDir, '--no-webpush'];
     let running = await startServerProcess(server);
-    afterAll(() => void running.child.kill('SIGKILL'));
+    onTestFinished(() => void running.child.kill('SIGKILL'));
     const tail = startTail(['restart', '--json'], ['--data-dir', dataDir]);
     await tail.listening;
     const publish = (msg: string) => runCli(['pubsub', 'publish', 'restart', msg, '--data-dir', dataDir]);
@@ -143,7 +143,7 @@ describe('coder-lite pubsub', () => {
 
   it('says clearly when there is no database to tail', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'coder-lite-tail-'));
-    afterAll(() => rm(dataDir, { recursive: true, force: true }));
+    onTestFinished(() => rm(dataDir, { recursive: true, force: true }));
     const res = await runCli(['pubsub', 'tail', 'c', '--data-dir', dataDir], { env: { CODER_LITE_POSTGRES_URL: '' } });
     expect(res.code).toBe(1);
     expect(res.stderr.trim().split('\n')).toHaveLength(1);

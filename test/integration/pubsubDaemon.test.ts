@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it, onTestFinished } from 'vitest';
 
 import { parseNatsUrls } from '../../src/daemon/pubsub/nats.js';
 import { getChatByID } from '../../src/daemon/store/chats.js';
@@ -90,7 +90,7 @@ describe('pubsub in the daemon', () => {
 
   it('rides out a nats-server restart mid-turn: the stream on the other replica resyncs and equals the database', async () => {
     const server = await startNatsServer();
-    afterAll(() => server.dispose());
+    onTestFinished(() => server.dispose());
     const own = { target: parseNatsUrls(server.url), subjectPrefix: nats.subjectPrefix };
     const { url } = await createTestDatabase();
     const a = await startTestDaemon({ postgresUrl: url, pubsub: 'nats', nats: own, chat: { fakeTokens: 80, fakeTokenDelayMs: 25 } });

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 import { connect } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it, onTestFinished } from 'vitest';
 
 import { silentLogger } from '../../src/daemon/observability/logger.js';
 import { channelSubject, createNatsPubsub, parseNatsUrls, type NatsPubsubOptions } from '../../src/daemon/pubsub/nats.js';
@@ -95,7 +95,7 @@ describe('NATS pubsub', () => {
 
   it('survives a nats-server restart mid-stream: the drop signal, then the messages after it', async () => {
     const server = await startNatsServer();
-    afterAll(() => server.dispose());
+    onTestFinished(() => server.dispose());
     const sub = await open(server.url);
     const pub = await open(server.url);
     const got: Array<number | Error> = [];
@@ -138,12 +138,12 @@ describe('NATS pubsub', () => {
   it('signals the drop when the server cuts it off as a slow consumer, and delivers again', async () => {
     // The server disconnects a client with more than 64 KiB waiting for it; max_payload may not exceed that.
     const server = await startNatsServer({ config: 'max_pending: 65536\nmax_payload: 16384' });
-    afterAll(() => server.dispose());
+    onTestFinished(() => server.dispose());
     const { ps, metric } = await open(server.url);
     const got: Array<string | Error> = [];
     await ps.subscribeWithErr('flood', (p, err) => void got.push(err ?? p!.toString()));
     const dir = mkdtempSync(join(tmpdir(), 'coder-lite-slow-'));
-    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const done = join(dir, 'done');
     // Another process floods the subject (16 MiB, far more than the socket buffers hold) while this one does not read.
     const script = `
