@@ -11,7 +11,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, inject, it, onTestFinished } from 'vitest';
 
 import { silentLogger } from '../../src/daemon/observability/logger.js';
-import { channelSubject, createNatsPubsub, parseNatsUrls, type NatsPubsubOptions } from '../../src/daemon/pubsub/nats.js';
+import { channelSubject, createNatsPubsub, NatsDisconnectedError, parseNatsUrls, type NatsPubsubOptions } from '../../src/daemon/pubsub/nats.js';
 import { ErrDroppedMessages } from '../../src/daemon/pubsub/pubsub.js';
 import { metricValue } from '../helpers/metrics.js';
 import { startNatsServer } from '../helpers/nats.js';
@@ -101,11 +101,16 @@ describe('NATS pubsub', () => {
     const got: Array<number | Error> = [];
     await sub.ps.subscribeWithErr('stream', (p, err) => void got.push(err ?? Number(p!.toString())));
     let n = 0;
+    let refused = 0;
     let streaming = true;
-    // Publishes keep coming throughout, on a connection of their own that reconnects too.
+    // Publishes keep coming throughout, on a connection of their own that reconnects too; while it is down they
+    // are refused, never silently dropped.
     const stream = (async () => {
       while (streaming) {
-        await pub.ps.publish('stream', String(n++));
+        await pub.ps.publish('stream', String(n++)).catch((err: unknown) => {
+          expect(err).toBeInstanceOf(NatsDisconnectedError);
+          refused++;
+        });
         await new Promise((r) => setImmediate(r));
       }
     })();
@@ -131,6 +136,7 @@ describe('NATS pubsub', () => {
     expect(before.at(-1)!).toBeLessThan((after as number[])[0]!);
     expect(await sub.metric('coder_nats_pubsub_dropped_signals_total')).toBe(1);
     expect(await sub.metric('coder_nats_pubsub_connected')).toBe(1);
+    expect(await pub.metric('coder_nats_pubsub_publishes_total', { success: 'false' })).toBe(refused);
     await sub.ps.close();
     await pub.ps.close();
   });

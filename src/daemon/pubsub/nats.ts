@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 
-import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions, type Status, type Subscription } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, type NatsConnection, type Status, type Subscription } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
 
 import type { Logger } from '../observability/logger.js';
@@ -90,6 +90,14 @@ export interface NatsPubsub extends Pubsub {
   readonly connected: boolean;
 }
 
+/** A publish while the connection is down: it was not sent. Subscribers learn of the gap from the drop signal. */
+export class NatsDisconnectedError extends Error {
+  constructor() {
+    super('pubsub: not connected to NATS; the message was not sent');
+    this.name = 'NatsDisconnectedError';
+  }
+}
+
 /** A publish is done once the client has it: one settled promise serves them all. */
 const published = Promise.resolve();
 
@@ -106,25 +114,23 @@ export async function createNatsPubsub(opts: NatsPubsubOptions): Promise<NatsPub
   const { logger, target } = opts;
   const metrics = createPubsubMetrics(opts.registry, 'coder_nats_pubsub');
   const prefix = opts.subjectPrefix ?? defaultSubjectPrefix;
-  const connectOptions: NodeConnectionOptions = {
-    servers: target.servers,
-    name: 'coder-lite pubsub',
-    user: target.user,
-    pass: target.pass,
-    token: target.token,
-    authenticator: target.credsFile ? credsAuthenticator(readFileSync(target.credsFile)) : undefined,
-    // Like the LISTEN connection: keep trying, whatever the outage; the watchdog reports a pubsub that never recovers.
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: opts.reconnectTimeWaitMs ?? 1000,
-    ignoreAuthErrorAbort: true,
-  };
-  let nc: NatsConnection;
+  let conn: NatsConnection;
   try {
-    nc = await connect(connectOptions);
+    conn = await connect({
+      servers: target.servers,
+      name: 'coder-lite pubsub',
+      user: target.user,
+      pass: target.pass,
+      token: target.token,
+      authenticator: target.credsFile ? credsAuthenticator(readFileSync(target.credsFile)) : undefined,
+      // Like the LISTEN connection: keep trying, whatever the outage; the watchdog reports a pubsub that never recovers.
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: opts.reconnectTimeWaitMs ?? 1000,
+      ignoreAuthErrorAbort: true,
+    });
   } catch (err) {
     throw new Error(`pubsub: cannot connect to NATS at ${target.servers.join(',')}`, { cause: err });
   }
-  const conn = nc;
 
   let connected = true;
   let closing: Promise<void> | undefined;
@@ -151,8 +157,9 @@ export async function createNatsPubsub(opts: NatsPubsubOptions): Promise<NatsPub
       });
       ch.handle = sub;
       // The server has the SUB once our PING is answered, so a publish after subscribe resolves cannot overtake it.
-      // While disconnected the client resends it on reconnect, and the reconnect's drop signal covers the gap.
-      if (connected) await conn.flush();
+      // While disconnected (or if the connection drops before the PONG, which rejects the flush) the client resends
+      // the SUB on reconnect, and the reconnect's drop signal covers the gap.
+      if (connected) await conn.flush().catch(() => undefined);
       // A refusal (a permissions violation) arrives before the PONG and closes the subscription.
       if (sub.isClosed()) {
         ch.handle = undefined;
@@ -224,7 +231,9 @@ export async function createNatsPubsub(opts: NatsPubsubOptions): Promise<NatsPub
         if (closing) throw new ErrPubsubClosed();
         validateChannel(event);
         buf = validatePayload(payload, conn.info?.max_payload ?? defaultMaxPayload);
-        // Buffered by the client and written in order; while disconnected it waits for the reconnect.
+        // The client discards what it buffered while disconnected when it reconnects: say so instead of resolving.
+        if (!connected) throw new NatsDisconnectedError();
+        // Buffered by the client and written to the socket in order.
         conn.publish(channelSubject(prefix, event), buf);
       } catch (err) {
         metrics.publishes.inc({ success: 'false' });
