@@ -28,7 +28,7 @@ export interface NatsServerOptions {
 /** Resolves once a TCP connection to the port succeeds (nats-server accepts right after it binds). */
 async function waitForPort(port: number, child: ChildProcess, stderr: () => string): Promise<void> {
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`nats-server exited (${child.exitCode}): ${stderr()}`);
+    if (child.exitCode !== null || child.pid === undefined) throw new Error(`nats-server exited (${child.exitCode}): ${stderr()}`);
     const ok = await new Promise<boolean>((resolve) => {
       const s = netConnect(port, '127.0.0.1');
       s.once('connect', () => {
@@ -54,7 +54,12 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     const c = spawn(natsServerBin, ['-c', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
     c.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     child = c;
-    await waitForPort(port, c, () => stderr);
+    const spawnFailed = new Promise<never>((_resolve, reject) =>
+      c.once('error', (err) =>
+        reject(new Error(`cannot start ${natsServerBin} (apt-get install nats-server, or set CODER_LITE_TEST_NATS_URL)`, { cause: err })),
+      ),
+    );
+    await Promise.race([waitForPort(port, c, () => stderr), spawnFailed]);
   };
   const stop = async () => {
     const c = child;
