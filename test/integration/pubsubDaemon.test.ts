@@ -88,7 +88,7 @@ describe('pubsub in the daemon', () => {
     s.close();
   });
 
-  it('rides out a nats-server restart mid-turn: the stream on the other replica resyncs and equals the database', async () => {
+  it('rides out a nats-server restart mid-turn: streams on the other replica resync and equal the database', async () => {
     const server = await startNatsServer();
     onTestFinished(() => server.dispose());
     const own = { target: parseNatsUrls(server.url), subjectPrefix: nats.subjectPrefix };
@@ -96,20 +96,27 @@ describe('pubsub in the daemon', () => {
     const a = await startTestDaemon({ postgresUrl: url, pubsub: 'nats', nats: own, chat: { fakeTokens: 80, fakeTokenDelayMs: 25 } });
     const b = await startTestDaemon({ postgresUrl: url, pubsub: 'nats', nats: own, chat: { fakeTokens: 80, fakeTokenDelayMs: 25, maxConcurrentTurns: 0 } });
     const user = await createTestUser(a);
-    const chat = await chatApi(b.url, user.token).createChat('through a NATS restart');
-    const s = await openStream(b.url, user.token, chat.id);
-    await s.waitFor((e) => e.type === 'status' && e.status === 'running');
+    const api = chatApi(b.url, user.token);
+    const chats = await Promise.all(Array.from({ length: 10 }, (_, i) => api.createChat(`through a NATS restart ${i}`)));
+    const streams = await Promise.all(chats.map((c) => openStream(b.url, user.token, c.id)));
+    await Promise.all(streams.map((s) => s.waitFor((e) => e.type === 'status' && e.status === 'running')));
     await server.stop();
     await server.start();
-    // Whatever the outage took (the end of the turn, or nothing), the drop signal makes B re-read.
-    await s.waitFor((e) => e.type === 'message' && e.message.role === 'assistant', 30_000);
-    await s.waitFor((e) => e.type === 'status' && e.status === 'waiting', 30_000);
+    const assistantMessages = (s: (typeof streams)[number]) => s.events().filter((e) => e.type === 'message' && e.message.role === 'assistant').length;
+    const finished = (s: (typeof streams)[number], turns: number) =>
+      expect.poll(() => assistantMessages(s) >= turns && s.statuses().at(-1) === 'waiting', { timeout: 30_000 }).toBe(true);
+    // Whatever the outage took (the end of a turn, or nothing), the drop signal makes B re-read.
+    await Promise.all(streams.map((s) => finished(s, 1)));
+    // And notices flow again: a second turn streams as usual.
+    for (const c of chats) expect((await api.send(c.id, 'again')).status).toBeLessThan(300);
+    await Promise.all(streams.map((s) => finished(s, 2)));
     for (const d of [a, b]) expect(await metricValue(d.registry, 'coder_nats_pubsub_disconnections_total')).toBe(1);
-    await expect.poll(() => metricValue(b.registry, 'coder_nats_pubsub_connected')).toBe(1);
-    const persisted = (await getChatMessagesAfter(a.db, chat.id, 0, 100)).map((m) => m.id);
-    const streamed = s.events().flatMap((e) => (e.type === 'message' ? [e.message.id] : []));
-    expect(streamed).toEqual(persisted);
-    s.close();
+    for (const [i, c] of chats.entries()) {
+      const persisted = (await getChatMessagesAfter(a.db, c.id, 0, 100)).map((m) => m.id);
+      const streamed = streams[i]!.events().flatMap((e) => (e.type === 'message' ? [e.message.id] : []));
+      expect(streamed).toEqual(persisted);
+      streams[i]!.close();
+    }
   });
 
   it('reports a watchdog trip as fatal', async () => {
