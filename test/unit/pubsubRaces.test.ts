@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 
@@ -154,6 +155,27 @@ describe('PostgreSQL pubsub races (fake LISTEN connection)', () => {
     expect(got.slice(2, -1).every((g) => g === 'noise')).toBe(true);
     expect(await ps.metric('coder_pubsub_disconnections_total')).toBe(1);
     expect(await ps.metric('coder_pubsub_dropped_signals_total')).toBe(2);
+    await ps.close();
+  });
+
+  it('treats a LISTEN that fails because its backend was terminated as done, before the connection reports the loss', async () => {
+    const backend = fakeBackend();
+    const ps = await make(backend);
+    const conn = backend.conns[0]!;
+    // As pg does for pg_terminate_backend: the statement rejects with 57P01, and 'error' comes a moment later.
+    conn.listen = async () => {
+      const err = Object.assign(new pg.DatabaseError('terminating connection due to administrator command', 0, 'error'), { code: '57P01' });
+      queueMicrotask(() => queueMicrotask(() => conn.events.lost(err)));
+      throw err;
+    };
+    const got: Array<string | Error> = [];
+    await ps.subscribeWithErr('terminated', (p, err) => void got.push(err ?? p!.toString()));
+    await expect.poll(() => ps.connected).toBe(true);
+    expect(backend.conns[1]!.listened.has('terminated')).toBe(true);
+    await ps.publish('terminated', 'after');
+    await expect.poll(() => got.length).toBe(2);
+    expect(got[0]).toBeInstanceOf(ErrDroppedMessages);
+    expect(got[1]).toBe('after');
     await ps.close();
   });
 
