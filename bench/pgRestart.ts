@@ -1,9 +1,9 @@
 /**
  * Two `server` replicas on one external PostgreSQL under ~150 turns/s, every chat watched on both, while PostgreSQL
- * is restarted (`pg_ctl restart -m fast`) several times. Prints what issue #12 asks to be 0: replica exits, chats
+ * is restarted (`pg_ctl restart -m fast`) or has every backend of the database terminated, several times. Prints what issue #12 asks to be 0: replica exits, chats
  * stuck 30 s after the database returns, 5xx answers (503 counted apart), duplicated turns, stream mismatches.
  *
- *   npm run build && node --import tsx bench/pgRestart.ts [--chats 200] [--restarts 3] [--every 15]
+ *   npm run build && node --import tsx bench/pgRestart.ts [--chats 200] [--restarts 3] [--every 15] [--fault restart|terminate]
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -15,15 +15,16 @@ import { startServerProcess } from '../test/helpers/cli.js';
 import { followStream, newTally, retrying } from '../test/helpers/resilientClient.js';
 import { createStoppablePostgres } from '../test/helpers/stoppablePostgres.js';
 
-const { values } = parseArgs({ options: { chats: { type: 'string', default: '200' }, restarts: { type: 'string', default: '3' }, every: { type: 'string', default: '15' } } });
+const { values } = parseArgs({ options: { chats: { type: 'string', default: '200' }, restarts: { type: 'string', default: '3' }, every: { type: 'string', default: '15' }, fault: { type: 'string', default: 'restart' } } });
 const chats = Number(values.chats);
 const restarts = Number(values.restarts);
 const everyMs = Number(values.every) * 1000;
 
+const terminateQ = namedQuery('benchTerminate', 'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
 const stuckQ = namedQuery('benchStuck', "SELECT count(*)::int AS n FROM chats WHERE status IN ('running', 'pending') AND updated_at < $1");
 
 const pg = await createStoppablePostgres();
-const args = ['--postgres-url', pg.url, '--fake-tokens', '20', '--fake-token-delay', '25ms', '--no-webpush', '--log-level', 'warn'];
+const args = ['--postgres-url', pg.url, '--fake-tokens', '20', '--fake-token-delay', '25ms', '--no-webpush'];
 const replicas = await Promise.all([startServerProcess(args), startServerProcess(args)]);
 const db = createDatabase({ connectionString: pg.url, max: 4 });
 const { token } = await createUserWithToken(db, 'bench', undefined);
@@ -66,9 +67,10 @@ for (let r = 0; r < restarts; r++) {
   await sleep(everyMs);
   const before = turns;
   const startedAt = Date.now();
-  await pg.restart();
+  if (values.fault === 'terminate') await db.query(terminateQ);
+  else await pg.restart();
   const back = new Date();
-  process.stderr.write(`restart ${r + 1}: down ${Date.now() - startedAt} ms; ${((before / (Date.now() - t0)) * 1000).toFixed(0)} turns/s so far\n`);
+  process.stderr.write(`${values.fault} ${r + 1}: down ${Date.now() - startedAt} ms; ${((before / (Date.now() - t0)) * 1000).toFixed(0)} turns/s so far\n`);
   await sleep(30_000);
   stuckAfter.push((await db.query<{ n: number }>(stuckQ, [back])).rows[0]!.n);
 }
@@ -96,6 +98,7 @@ console.log(
     {
       chats,
       streams: chats * 2,
+      fault: values.fault,
       restarts,
       turns,
       turnsPerSecond: Math.round(turns / elapsed),

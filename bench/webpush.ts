@@ -19,7 +19,7 @@ import webpush from 'web-push';
 import { silentLogger } from '../src/daemon/observability/logger.js';
 import { createMetricsRegistry } from '../src/daemon/observability/metrics.js';
 import type { WebpushSubscription } from '../src/daemon/store/webpush.js';
-import { PushDispatcher, type PushMessage } from '../src/daemon/webpush/dispatcher.js';
+import { declarativePayload, PushDispatcher, type PushMessage } from '../src/daemon/webpush/dispatcher.js';
 import { createWebpushMetrics } from '../src/daemon/webpush/metrics.js';
 import { VapidTokenCache } from '../src/daemon/webpush/vapid.js';
 import { startPushSink, type SinkSubscription } from '../src/scaletest/pushSink.js';
@@ -68,10 +68,13 @@ async function main(): Promise<void> {
   const message: PushMessage = {
     title: 'Fix the flaky integration test',
     body: 'The retry loop now waits for the listener to be armed before publishing; all 412 tests pass.',
-    icon: '/icon.png',
-    data: { url: '/chats/5b1f2c9e-0d7a-4f43-9a51-3c2f1e8b7d60' },
+    navigate: 'https://coder-lite.example.com/chats/5b1f2c9e-0d7a-4f43-9a51-3c2f1e8b7d60',
+    icon: 'https://coder-lite.example.com/icon.png',
+    tag: '5b1f2c9e-0d7a-4f43-9a51-3c2f1e8b7d60',
+    topic: '5b1f2c9e0d7a4f439a513c2f1e8b7d60',
+    urgency: 'normal',
   };
-  const payload = JSON.stringify(message);
+  const payload = JSON.stringify(declarativePayload(message));
 
   async function pool(n: number, width: number, fn: (i: number) => Promise<void>): Promise<number> {
     let next = 0;
@@ -91,6 +94,7 @@ async function main(): Promise<void> {
         vapidDetails: { subject, publicKey: vapid.publicKey, privateKey: vapid.privateKey },
         TTL: 48 * 3600,
         urgency: 'normal',
+        topic: message.topic,
       });
     });
     const delivered = (await stats()).received - before;

@@ -48,6 +48,14 @@ export default class Server extends BaseCommand {
       default: false,
       env: 'CODER_LITE_WEBPUSH_ALLOW_INSECURE_ENDPOINTS',
     }),
+    'webpush-ttl': Flags.integer({
+      description: 'Seconds a push service keeps a notification for an offline device (the TTL header); 0 delivers now or never.',
+      default: 48 * 3600,
+      min: 0,
+      // FCM's limit, the lowest of the big push services.
+      max: 28 * 24 * 3600,
+      env: 'CODER_LITE_WEBPUSH_TTL',
+    }),
     'access-url': Flags.string({ description: 'The URL users reach this daemon at. [default: the listen URL]', env: 'CODER_LITE_ACCESS_URL' }),
     'shutdown-grace': Flags.string({
       description: 'On SIGTERM/SIGINT, how long in-flight requests may take before their connections are cut; a second signal cuts at once.',
@@ -121,6 +129,7 @@ export default class Server extends BaseCommand {
         enabled: flags.webpush,
         subject: flags['webpush-subject'],
         allowInsecureEndpoints: flags['webpush-allow-insecure-endpoints'],
+        ttlSeconds: flags['webpush-ttl'],
       },
     });
 

@@ -41,6 +41,7 @@ import { coderLikeTurnReads } from './webpush/coderLikeReads.js';
 import type { WebpushConfig } from './webpush/config.js';
 import { PushDispatcher } from './webpush/dispatcher.js';
 import { createWebpushMetrics } from './webpush/metrics.js';
+import { PresenceTracker } from './webpush/presence.js';
 import { WebpushService } from './webpush/service.js';
 import { SubscriptionCache } from './webpush/subscriptionCache.js';
 import { TurnPush } from './webpush/turnPush.js';
@@ -87,7 +88,7 @@ export interface Daemon {
   pubsub: Pubsub;
   chats: { service: ChatService; streams: ChatStreams; worker: ChatWorker; configCache: ConfigCache };
   /** Absent when Web Push is off. */
-  webpush?: { service: WebpushService; vapid: VapidKeyHolder; turnPush: TurnPush };
+  webpush?: { service: WebpushService; vapid: VapidKeyHolder; turnPush: TurnPush; presence: PresenceTracker };
   /** Resolves with an error when a part fails fatally (the process should exit non-zero). */
   fatal: Promise<Error>;
   /**
@@ -142,7 +143,10 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
     const watchdog = await life.start('pubsub watchdog', () => startWatchdog({ pubsub, logger, ...seams.pubsubWatchdog }), (w) => w.close());
     void watchdog.timeout.then(reportFatal);
 
-    const webpush = config.webpush?.enabled === false ? undefined : await startWebpush(config, db, pubsub, registry, life);
+    // Known once listening; notifications link to it.
+    let publicUrl = config.accessUrl;
+    const baseUrl = () => publicUrl ?? 'http://localhost/';
+    const webpush = config.webpush?.enabled === false ? undefined : await startWebpush(config, db, pubsub, registry, life, baseUrl);
     const chatConfig = resolveChatConfig(config.chat);
     const chatMetrics = createChatMetrics(registry, () => countChatsByStatus(db));
     const notifier = new ChatNotifier(pubsub, chatMetrics, logger);
@@ -199,8 +203,8 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
         }),
         userRoutes(authenticate),
         chatRoutes({ authenticate, service: chatService, getChat }),
-        streamRoutes({ authenticate, streams, getChat, backlogBytes: chatConfig.streamBacklogBytes }),
-        ...(webpush ? [webpushRoutes({ authenticate, service: webpush.service, allowInsecureEndpoints: config.webpush?.allowInsecureEndpoints ?? false })] : []),
+        streamRoutes({ authenticate, streams, getChat, backlogBytes: chatConfig.streamBacklogBytes, presence: webpush?.presence }),
+        ...(webpush ? [webpushRoutes({ authenticate, service: webpush.service, allowInsecureEndpoints: config.webpush?.allowInsecureEndpoints ?? false, baseUrl })] : []),
         consoleRoutes(),
       ],
     });
@@ -213,6 +217,7 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
     const addr = app.server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}`;
+    publicUrl ??= url;
     logger.info({ url, version }, 'coder-lite is listening');
     if (webpush && !(config.accessUrl ?? url).startsWith('https:')) {
       logger.warn({ accessUrl: config.accessUrl ?? url }, 'web push: the access URL is not https; browsers only subscribe from secure contexts (localhost aside)');
@@ -252,7 +257,7 @@ async function closeHttp(app: FastifyInstance, grace: AbortSignal): Promise<void
 }
 
 /** VAPID keys, subscription cache, dispatcher and the push after each turn. */
-async function startWebpush(config: DaemonConfig, db: Database, pubsub: Pubsub, registry: Registry, life: Lifecycle) {
+async function startWebpush(config: DaemonConfig, db: Database, pubsub: Pubsub, registry: Registry, life: Lifecycle, baseUrl: () => string) {
   const { logger } = config;
   const c = config.webpush ?? {};
   const subject = normalizeSubject(c.subject ?? (config.accessUrl?.startsWith('https:') ? config.accessUrl : 'mailto:webpush@coder-lite.invalid'));
@@ -279,12 +284,29 @@ async function startWebpush(config: DaemonConfig, db: Database, pubsub: Pubsub, 
     concurrency: c.concurrency,
     timeoutMs: c.timeoutMs,
     allowPrivateAddresses: c.allowInsecureEndpoints,
+    ttlSeconds: c.ttlSeconds,
   });
   life.defer('web push dispatcher', () => dispatcher.close());
   const service = new WebpushService(db, cache, dispatcher, logger);
   life.defer('web push service', () => service.close());
-  const turnPush = new TurnPush((userId, message) => service.dispatchToUser(userId, message), logger, c.uncachedTurnPush ? coderLikeTurnReads(db) : undefined);
+  const presence = await life.start(
+    'web push presence',
+    async () => {
+      const tracker = new PresenceTracker({ logger });
+      await tracker.start(pubsub);
+      return tracker;
+    },
+    (p) => p.close(),
+  );
+  const turnPush = new TurnPush({
+    dispatch: (userId, message) => service.dispatchToUser(userId, message),
+    logger,
+    metrics,
+    baseUrl,
+    watching: (chatId, userId) => presence.isWatching(chatId, userId),
+    uncachedReads: c.uncachedTurnPush ? coderLikeTurnReads(db) : undefined,
+  });
   // Runs after the worker has stopped (stops run in reverse), so the last turns' pushes are sent.
   life.defer('pushes after turns', () => turnPush.drain());
-  return { service, vapid, turnPush };
+  return { service, vapid, turnPush, presence };
 }

@@ -11,6 +11,30 @@ export interface ReceivedPush {
   vapidPublicKey: string;
   ttl: number;
   urgency: string | undefined;
+  /** RFC 8030 Topic header. */
+  topic: string | undefined;
+  /** The notification of a Declarative Web Push payload, as Safari would show it; undefined for any other payload. */
+  notification: DeclarativeNotification | undefined;
+}
+
+export interface DeclarativeNotification {
+  title: string;
+  navigate: string;
+  body?: string;
+  tag?: string;
+  icon?: string;
+}
+
+/**
+ * The notification of a declarative push message (push-api: `web_push` 8030, a `notification` with a `title` and an
+ * absolute `navigate` URL), or undefined when the payload is not one and a browser would hand it to the service worker.
+ */
+export function declarativeNotification(payload: unknown): DeclarativeNotification | undefined {
+  const p = payload as { web_push?: unknown; notification?: Record<string, unknown> } | null;
+  if (p?.web_push !== 8030 || typeof p.notification !== 'object' || p.notification === null) return undefined;
+  const n = p.notification;
+  if (typeof n.title !== 'string' || typeof n.navigate !== 'string' || !URL.canParse(n.navigate)) return undefined;
+  return n as unknown as DeclarativeNotification;
 }
 
 export interface SinkSubscription {
@@ -147,7 +171,18 @@ export async function startPushSink(opts: { tls?: { key: string; cert: string };
       const { claims, key } = verified;
       if (req.headers['content-encoding'] !== 'aes128gcm') throw new Error('content-encoding is not aes128gcm');
       const payload = JSON.parse(decryptAes128gcm(body, sub.ecdh, sub.auth).toString()) as unknown;
-      messages.push({ endpoint, payload, claims, vapidPublicKey: key, ttl: Number(req.headers.ttl), urgency: req.headers.urgency as string | undefined });
+      const topic = req.headers.topic as string | undefined;
+      if (topic !== undefined && !/^[A-Za-z0-9_-]{1,32}$/.test(topic)) throw new Error(`Topic "${topic}" is not 1 to 32 base64url characters`);
+      messages.push({
+        endpoint,
+        payload,
+        claims,
+        vapidPublicKey: key,
+        ttl: Number(req.headers.ttl),
+        urgency: req.headers.urgency as string | undefined,
+        topic,
+        notification: declarativeNotification(payload),
+      });
       count++;
       opts.onReceived?.(count);
       res.writeHead(201).end();

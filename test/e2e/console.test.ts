@@ -72,13 +72,13 @@ async function newContext(opts: BrowserContextOptions & { allowed?: string } = {
 }
 
 /** Opens the console and signs in through its form. */
-async function signIn(context: BrowserContext, at = origin, path = '/'): Promise<Page> {
+async function signIn(context: BrowserContext, at = origin, path = '/', who = alice): Promise<Page> {
   const page = await context.newPage();
   await page.goto(`${at}${path}`);
-  await page.fill('#token', alice.token);
+  await page.fill('#token', who.token);
   await page.click('#sign-in button[type=submit]');
   // Not expect.poll: this also runs in hooks.
-  await page.locator('#who', { hasText: alice.user.username }).waitFor();
+  await page.locator('#who', { hasText: who.user.username }).waitFor();
   return page;
 }
 
@@ -195,6 +195,135 @@ describe.skipIf(!haveChromium)('web console in headless Chromium', () => {
     await context.close();
   });
 
+  it('keeps an interrupted reply on screen, marked "interrupted"', async () => {
+    const context = await newContext();
+    const page = await signIn(context);
+    await page.fill('#new-message', 'stop me halfway');
+    await page.click('#new-chat button[type=submit]');
+    await page.waitForURL(/\/chats\/[0-9a-f-]{36}$/);
+    // Some of the reply has streamed in when the user interrupts.
+    await page.waitForFunction(() => Boolean(document.getElementById('draft')?.querySelector('.content')?.textContent), undefined, { polling: 10 });
+    await page.click('#interrupt');
+    await poll(() => page.getAttribute('#chat-pane .status', 'data-status')).toBe('waiting');
+    const kept = page.locator('#messages li.msg.assistant.interrupted');
+    await poll(() => kept.count()).toBe(1);
+    expect(await kept.locator('.marker').textContent()).toBe('interrupted');
+    const text = (await kept.locator('.content').textContent())!;
+    expect('Fake reply to "stop me halfway". token1 token2 token3 token4 token5 token6 token7 token8 token9'.startsWith(text)).toBe(true);
+    expect(text.length).toBeGreaterThan(0);
+    // Nothing was saved for the turn, and the draft is gone.
+    expect(await page.locator('#messages li.msg.assistant[data-message-id]').count()).toBe(0);
+    expect(await page.isHidden('#draft')).toBe(true);
+    await page.screenshot({ path: `${screenshots}/chat-interrupted.png`, fullPage: true });
+    await context.close();
+  });
+
+  it('shows the queue in order, deletes from it, and shows each queued message as it promotes', async () => {
+    const context = await newContext();
+    const chat = await api.createChat('a chat with a queue');
+    // Queued while the first turn is about to run; the interrupt leaves them queued, so the queue holds still.
+    for (const text of ['queued one', 'queued two', 'queued three']) expect((await api.send(chat.id, text)).status).toBe(202);
+    await api.interrupt(chat.id);
+    const page = await signIn(context, origin, `/chats/${chat.id}`);
+    await poll(() => page.getAttribute('#chat-pane .status', 'data-status')).toBe('waiting');
+    const queued = () => page.locator('#queue li.queued .content').allTextContents();
+    await poll(queued).toEqual(['queued one', 'queued two', 'queued three']);
+    expect(await page.locator('#queue li.queued .role').allTextContents()).toEqual(['Queued · 1', 'Queued · 2', 'Queued · 3']);
+    await page.screenshot({ path: `${screenshots}/chat-queue.png`, fullPage: true });
+
+    await page.click('#queue li.queued:nth-child(2) button.delete');
+    await poll(queued).toEqual(['queued one', 'queued three']);
+    const first = await page.getAttribute('#queue li.queued:nth-child(1)', 'data-queued-id');
+    // Deleting what is no longer queued is a 404 from the server, said as such.
+    expect((await api.call('DELETE', `/api/experimental/chats/${chat.id}/queue/999999999`)).status).toBe(404);
+
+    // A new message runs; the queued ones follow it, each leaving the queue as its turn starts.
+    await page.fill('#content', 'go on');
+    await page.click('#composer button[type=submit]');
+    await poll(queued).toEqual([]);
+    await poll(() => page.isHidden('#queue-head')).toBe(true);
+    const users = () => page.locator('#messages li.msg.user .content').allTextContents();
+    await poll(users).toEqual(expect.arrayContaining(['go on', 'queued one', 'queued three']));
+    expect(await users()).not.toContain('queued two');
+    await poll(() => page.getAttribute('#chat-pane .status', 'data-status')).toBe('waiting');
+    expect((await api.call('DELETE', `/api/experimental/chats/${chat.id}/queue/${first}`)).status).toBe(404);
+    await context.close();
+  });
+
+  it('archives a chat from the list, and leaves it when it was open', async () => {
+    const context = await newContext();
+    const chat = await api.createChat('archive me');
+    const page = await signIn(context, origin, `/chats/${chat.id}`);
+    const row = page.locator(`#chats li[data-chat-id="${chat.id}"]`);
+    await row.waitFor();
+    await page.screenshot({ path: `${screenshots}/chat-list-archive.png` });
+    await row.locator('button.archive').click();
+    await poll(() => row.count()).toBe(0);
+    await page.waitForURL(`${origin}/`);
+    expect((await api.get(chat.id)).body.archived).toBe(true);
+    // Still gone after a reload: the server's list leaves archived chats out.
+    await page.reload();
+    await page.locator('#chats li[data-chat-id]').first().waitFor();
+    expect(await page.locator(`#chats li[data-chat-id="${chat.id}"]`).count()).toBe(0);
+    await context.close();
+  });
+
+  it('pages a long chat list', async () => {
+    const bob = await createTestUser(daemon, `bob${Math.random().toString(36).slice(2, 8)}`);
+    const bobApi = chatApi(origin, bob.token);
+    for (let i = 0; i < 52; i++) await bobApi.createChat(`chat number ${i}`);
+    const context = await newContext();
+    const page = await signIn(context, origin, '/', bob);
+    const rows = page.locator('#chats li[data-chat-id]');
+    await poll(() => rows.count()).toBe(50);
+    expect(await page.isVisible('#load-more')).toBe(true);
+    await page.click('#load-more');
+    await poll(() => rows.count()).toBe(52);
+    expect(await page.isHidden('#load-more')).toBe(true);
+    const titles = await page.locator('#chats li[data-chat-id] .title').allTextContents();
+    expect(titles[0]).toBe('chat number 51');
+    expect(titles.at(-1)).toBe('chat number 0');
+    await page.screenshot({ path: `${screenshots}/chat-list-paged.png` });
+    await context.close();
+  });
+
+  it('sends each new chat and message once, with one Idempotency-Key across retries after a network error and a 503', async () => {
+    const context = await newContext();
+    const seen: Array<{ path: string; key: string | undefined; outcome: string }> = [];
+    // The first try of each send never reaches the server, the second meets a 503; the third goes through.
+    await context.route(/\/api\/experimental\/chats(\/[0-9a-f-]{36}\/messages)?$/, async (route) => {
+      const request = route.request();
+      if (request.method() !== 'POST') return route.fallback();
+      const path = new URL(request.url()).pathname;
+      const tries = seen.filter((s) => s.path === path).length;
+      const outcome = tries === 0 ? 'network error' : tries === 1 ? '503' : 'sent';
+      seen.push({ path, key: request.headers()['idempotency-key'], outcome });
+      if (outcome === 'network error') return route.abort('connectionreset');
+      if (outcome === '503') return route.fulfill({ status: 503, headers: { 'retry-after': '0' }, json: { message: 'busy' } });
+      return route.fallback();
+    });
+    const page = await signIn(context);
+    await page.fill('#new-message', 'sent through a flaky network');
+    await page.click('#new-chat button[type=submit]');
+    await page.waitForURL(/\/chats\/[0-9a-f-]{36}$/);
+    const chatId = page.url().split('/').pop()!;
+    await poll(() => page.getAttribute('#chat-pane .status', 'data-status')).toBe('waiting');
+    await page.fill('#content', 'and a message too');
+    await page.click('#composer button[type=submit]');
+    await poll(() => page.locator('#messages li.msg.user .content').allTextContents()).toEqual(['sent through a flaky network', 'and a message too']);
+
+    for (const path of ['/api/experimental/chats', `/api/experimental/chats/${chatId}/messages`]) {
+      const tries = seen.filter((s) => s.path === path);
+      expect(tries.map((t) => t.outcome), path).toEqual(['network error', '503', 'sent']);
+      expect(tries[0]!.key, path).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(new Set(tries.map((t) => t.key)).size, path).toBe(1);
+    }
+    // Two logical sends, two keys.
+    expect(new Set(seen.map((s) => s.key)).size).toBe(2);
+    expect((await api.call('GET', '/api/experimental/chats?limit=100')).body.chats.filter((c: { title: string }) => c.title === 'sent through a flaky network')).toHaveLength(1);
+    await context.close();
+  });
+
   describe('service worker', () => {
     let context: BrowserContext;
     let page: Page;
@@ -228,29 +357,28 @@ describe.skipIf(!haveChromium)('web console in headless Chromium', () => {
 
     afterAll(() => context?.close());
 
-    it('registers, controls the page, and shows a pushed notification with its title, body, icon and chat URL', async () => {
+    it('registers, controls the page, and shows a declarative push with its title, body, icon, chat tag and URL', async () => {
       expect(await page.evaluate(() => navigator.serviceWorker.controller?.scriptURL)).toBe(`${origin}/sw.js`);
-      await deliver({ title: 'Fix the build', body: 'All tests pass now.', icon: '/icon.png', data: { url: '/chats/11111111-1111-4111-8111-111111111111' } });
+      const chat = '11111111-1111-4111-8111-111111111111';
+      await deliver({
+        web_push: 8030,
+        notification: { title: 'Fix the build', body: 'All tests pass now.', navigate: `${origin}/chats/${chat}`, icon: `${origin}/icon.png`, tag: chat },
+      });
       await poll(notifications).toEqual([
-        {
-          title: 'Fix the build',
-          body: 'All tests pass now.',
-          icon: `${origin}/icon.png`,
-          tag: `${origin}/chats/11111111-1111-4111-8111-111111111111`,
-          data: { url: `${origin}/chats/11111111-1111-4111-8111-111111111111` },
-        },
+        { title: 'Fix the build', body: 'All tests pass now.', icon: `${origin}/icon.png`, tag: chat, data: { url: `${origin}/chats/${chat}` } },
       ]);
     });
 
-    it('skips the notification when a visible, focused tab already shows that chat', async () => {
+    it('shows every push, even one about the chat a visible, focused tab shows (the server decides)', async () => {
       const chat = await api.createChat('watched closely');
       await page.goto(`${origin}/chats/${chat.id}`);
       await poll(() => page.textContent('#chat-title')).toBe('watched closely');
-      await deliver({ title: 'watched closely', body: 'done', data: { url: `/chats/${chat.id}` } });
-      // A later push for another chat does show; by then the first push was handled, and it showed nothing.
+      await deliver({ web_push: 8030, notification: { title: 'watched closely', body: 'done', navigate: `${origin}/chats/${chat.id}`, tag: chat.id } });
+      // The payload the daemon sent before Declarative Web Push is still understood; its URL is its tag.
       await deliver({ title: 'elsewhere', body: 'done too', data: { url: '/chats/22222222-2222-4222-8222-222222222222' } });
-      await poll(async () => (await notifications()).map((n) => n.title)).toContain('elsewhere');
-      expect((await notifications()).map((n) => n.title)).not.toContain('watched closely');
+      await poll(async () => (await notifications()).map((n) => n.title)).toEqual(expect.arrayContaining(['watched closely', 'elsewhere']));
+      expect((await notifications()).find((n) => n.title === 'watched closely')?.tag).toBe(chat.id);
+      expect((await notifications()).find((n) => n.title === 'elsewhere')?.tag).toBe(`${origin}/chats/22222222-2222-4222-8222-222222222222`);
     });
 
     it('a click brings an open console tab to the chat URL, and closes the notification', async () => {
@@ -269,6 +397,7 @@ describe.skipIf(!haveChromium)('web console in headless Chromium', () => {
     it('a click with no console tab open opens a window at the chat URL', async () => {
       await page.goto('about:blank');
       const url = `${origin}/chats/11111111-1111-4111-8111-111111111111`;
+      const tag = '11111111-1111-4111-8111-111111111111';
       // A dispatched event lacks a real click's permission to open windows (Chromium refuses it), so the
       // worker's openWindow is observed instead of performed.
       const opened = await worker.evaluate(async (tag) => {
@@ -280,7 +409,7 @@ describe.skipIf(!haveChromium)('web console in headless Chromium', () => {
         self.dispatchEvent(new NotificationEvent('notificationclick', { notification: n! }));
         for (let i = 0; i < 100 && !self.opened; i++) await new Promise((r) => setTimeout(r, 20));
         return self.opened;
-      }, url);
+      }, tag);
       expect(opened).toBe(url);
     });
   });

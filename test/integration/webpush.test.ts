@@ -40,7 +40,7 @@ describe('web push', () => {
     expect(Buffer.from(info.webpush_public_key, 'base64url')).toHaveLength(65);
   });
 
-  it('pushes {title, body, icon, data.url} after a turn, with a valid VAPID JWT', async () => {
+  it('pushes a declarative notification after a turn, with Topic, tag, urgency, TTL and a valid VAPID JWT', async () => {
     const { token } = await createTestUser(daemon);
     const sub = sink.newSubscription();
     expect((await pushApi(daemon.url, token).subscribe(sub)).status).toBe(204);
@@ -48,7 +48,20 @@ describe('web push', () => {
     const chatId = await finishTurn(daemon.url, token, 'Summarize the build');
     await expect.poll(() => sink.messages().filter((m) => m.endpoint === sub.endpoint).length).toBe(2);
     const push = sink.messages().slice(before).find((m) => m.endpoint === sub.endpoint)!;
-    expect(push.payload).toEqual({ title: 'Summarize the build', body: 'Fake reply to "Summarize the build".', icon: '/icon.png', data: { url: `/chats/${chatId}` } });
+    expect(push.payload).toEqual({
+      web_push: 8030,
+      notification: {
+        title: 'Summarize the build',
+        body: 'Fake reply to "Summarize the build".',
+        navigate: `${daemon.url}/chats/${chatId}`,
+        icon: `${daemon.url}/icon.png`,
+        tag: chatId,
+      },
+    });
+    // Decrypted by the loopback push service and shown as Safari would show it, without a service worker.
+    expect(push.notification).toMatchObject({ title: 'Summarize the build', navigate: `${daemon.url}/chats/${chatId}`, tag: chatId });
+    expect(push.topic).toBe(chatId.replaceAll('-', ''));
+    expect(push.topic).toHaveLength(32);
     expect(push.claims.aud).toBe(sink.url);
     expect(push.claims.sub).toBe('mailto:ops@example.com');
     expect(push.claims.exp * 1000).toBeLessThanOrEqual(Date.now() + 24 * 3600_000);
@@ -76,7 +89,7 @@ describe('web push', () => {
     expect(delta).toEqual({ getLastChatMessageByRole: 0, getEnabledChatProviders: 0, getChatModelConfigByID: 0, getWebpushSubscriptionsByUserID: 1 });
   });
 
-  it('skips interrupted turns and pushes the error body for failed ones', async () => {
+  it('skips interrupted turns and pushes the error body, urgently, for failed ones', async () => {
     const slow = await startTestDaemon({ chat: { fakeTokens: 500, fakeTokenDelayMs: 20 }, webpush: { allowInsecureEndpoints: true } });
     const { token } = await createTestUser(slow);
     const sub = sink.newSubscription();
@@ -92,9 +105,11 @@ describe('web push', () => {
     s.close();
 
     const failed = await finishTurn(daemon.url, (await subscribed()).token, 'please [fake-fail]');
-    await expect.poll(() => sink.messages().some((m) => (m.payload as { data: { url: string } }).data.url === `/chats/${failed}`)).toBe(true);
-    const msg = sink.messages().find((m) => (m.payload as { data: { url: string } }).data.url === `/chats/${failed}`)!;
-    expect((msg.payload as { body: string }).body).toBe('the fake provider was asked to fail');
+    await expect.poll(() => sink.messages().some((m) => m.notification?.tag === failed)).toBe(true);
+    const msg = sink.messages().find((m) => m.notification?.tag === failed)!;
+    expect(msg.notification!.body).toBe('the fake provider was asked to fail');
+    expect(msg.urgency).toBe('high');
+    expect(msg.topic).toBe(failed.replaceAll('-', ''));
     // Only the subscription's test push reached the interrupted chat's owner.
     expect(sink.messages().filter((m) => m.endpoint === sub.endpoint).length).toBe(1);
   });
@@ -129,7 +144,7 @@ describe('web push', () => {
   it('refuses a payload over the 4 KiB record before sending anything', async () => {
     const { user, sub } = await subscribed();
     const hits = sink.hits(sub.endpoint);
-    const huge = { title: 't'.repeat(5000), body: 'b', icon: '/icon.png', data: { url: '/chats/x' } };
+    const huge = { title: 't'.repeat(5000), body: 'b', icon: `${daemon.url}/icon.png`, navigate: `${daemon.url}/chats/x` };
     await expect(daemon.webpush!.service.dispatchToUser(user.id, huge)).rejects.toThrow(/exceeds/);
     expect(sink.hits(sub.endpoint)).toBe(hits);
   });

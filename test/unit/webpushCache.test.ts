@@ -66,9 +66,19 @@ describe('push content', () => {
     expect(summarize('x'.repeat(150))).toHaveLength(100);
     expect(summarize('   ')).toBeUndefined();
     const model = { providerId: 'p', providerType: 'fake' as const, modelConfigId: 'm', model: 'x' };
-    expect(turnMessage({ chatId: 'c', ownerId: 'o', title: 'T', outcome: 'waiting', model }).body).toBe('Agent has finished running.');
-    expect(turnMessage({ chatId: 'c', ownerId: 'o', title: 'T', outcome: 'error', model }).body).toBe('Agent encountered an error.');
-    expect(turnMessage({ chatId: 'c', ownerId: 'o', title: 'T', outcome: 'error', lastError: 'boom', model })).toEqual({ title: 'T', body: 'boom', icon: '/icon.png', data: { url: '/chats/c' } });
+    const base = 'https://coder.example.com/';
+    const chatId = '5b1f2c9e-0d7a-4f43-9a51-3c2f1e8b7d60';
+    expect(turnMessage({ chatId, ownerId: 'o', title: 'T', outcome: 'waiting', model }, base)).toMatchObject({ body: 'Agent has finished running.', urgency: 'normal' });
+    expect(turnMessage({ chatId, ownerId: 'o', title: 'T', outcome: 'error', model }, base).body).toBe('Agent encountered an error.');
+    expect(turnMessage({ chatId, ownerId: 'o', title: 'T', outcome: 'error', lastError: 'boom', model }, base)).toEqual({
+      title: 'T',
+      body: 'boom',
+      navigate: `https://coder.example.com/chats/${chatId}`,
+      icon: 'https://coder.example.com/icon.png',
+      tag: chatId,
+      topic: '5b1f2c9e0d7a4f439a513c2f1e8b7d60',
+      urgency: 'high',
+    });
   });
 
   it('normalizes the VAPID subject without double prefixes and refuses localhost', () => {

@@ -3,6 +3,7 @@ import { archiveChat, insertChat, listChatsByOwner, lockChatByID, sendChatMessag
 import { lockChatConfigSeed, upsertChatProvider, upsertDefaultChatModelConfig } from '../store/providers.js';
 import { claimIdempotencyKey, storeIdempotentResponse, type StoredResponse } from '../store/idempotency.js';
 import { getChatMessagesAfter, insertChatMessage } from '../store/messages.js';
+import { deleteQueuedChatMessage } from '../store/queue.js';
 import { messageJson } from './events.js';
 import type { Chat, ChatMessage, QueuedChatMessage, User } from '../store/types.js';
 import type { ResolvedChatConfig } from './config.js';
@@ -19,9 +20,15 @@ export class ChatArchivedError extends Error {}
 /** The chat vanished between the caller's read and the change (deleted with its owner). */
 export class ChatGoneError extends Error {}
 
+/** A turn a send started: its user message (the sent one, or the oldest queued one it went behind). */
+interface StartedTurn {
+  message: ChatMessage;
+  prevMessageId: number;
+}
+
 export type SendResult =
-  | { queued: false; message: ChatMessage; chat: Chat; prevMessageId: number }
-  | { queued: true; queuedMessage: QueuedChatMessage; chat: Chat };
+  | ({ queued: false; chat: Chat } & StartedTurn)
+  | { queued: true; queuedMessage: QueuedChatMessage; chat: Chat; started?: StartedTurn };
 
 /** Errors for the outcomes that change nothing (they roll an idempotent request back, so a retry tries again). */
 function sendResult(chatId: string, r: SendChatMessageResult | undefined): SendResult {
@@ -29,6 +36,7 @@ function sendResult(chatId: string, r: SendChatMessageResult | undefined): SendR
   if (r.outcome === 'full') throw new QueueFullError(`chat ${chatId} already has ${maxQueuedMessages} queued messages`);
   if (r.outcome === 'archived') throw new ChatArchivedError(`chat ${chatId} is archived`);
   if (r.outcome === 'queued') return { queued: true, queuedMessage: r.queued, chat: r.chat };
+  if (r.outcome === 'promoted') return { queued: true, queuedMessage: r.queued, chat: r.chat, started: { message: r.message, prevMessageId: r.prevMessageId } };
   return { queued: false, message: r.message, chat: r.chat, prevMessageId: r.prevMessageId };
 }
 
@@ -137,20 +145,24 @@ export class ChatService {
     if (outcome instanceof Replay) return { replay: outcome.response };
     const { notifier } = this.opts;
     const { chat } = outcome;
-    if (outcome.queued) {
+    const started = outcome.queued ? outcome.started : outcome;
+    if (!started) {
       await notifier.stream(chat.id, { queue_update: true });
       return { result: outcome };
     }
-    const { message, prevMessageId } = outcome;
+    const { message, prevMessageId } = started;
     const local = this.opts.wake();
     await Promise.all([
-      notifier.status(chat, { after_message_id: message.id, messages: [messageJson(message)], prev_message_id: prevMessageId }),
+      notifier.status(chat, { after_message_id: message.id, messages: [messageJson(message)], prev_message_id: prevMessageId, ...(outcome.queued ? { queue_update: true } : {}) }),
       local ? undefined : notifier.pending(chat.id),
     ]);
     return { result: outcome };
   }
 
-  /** Stops the running turn wherever it runs; the chat waits for the next message. Queued messages stay queued. */
+  /**
+   * Stops the running turn wherever it runs; the chat waits for the next message. Queued messages stay queued and
+   * run, in order, ahead of the next one sent.
+   */
   async interrupt(chat: Chat): Promise<Chat> {
     const { changed, chat: after } = await this.opts.db.tx(async (tx) => {
       const locked = await lockChatByID(tx, chat.id);
@@ -169,5 +181,12 @@ export class ChatService {
     const { notifier } = this.opts;
     await Promise.all([notifier.owner('archived', after), notifier.interrupt(chat.id), notifier.stream(chat.id, { status: after.status, last_error: after.lastError })]);
     return after;
+  }
+
+  /** Removes a queued message before it runs; false when there is none (it may have just been promoted). */
+  async deleteQueued(chat: Chat, id: number): Promise<boolean> {
+    const removed = await deleteQueuedChatMessage(this.opts.db, chat.id, id);
+    if (removed) await this.opts.notifier.stream(chat.id, { queue_update: true });
+    return removed;
   }
 }

@@ -157,7 +157,7 @@ export class ChatWorker {
   }
 
   private async runTurn(chat: Chat, history: PromptMessage[], signal: AbortSignal): Promise<void> {
-    const { db, notifier, streams, metrics } = this.opts;
+    const { notifier, streams, metrics } = this.opts;
     const started = performance.now();
     streams.beginTurn(chat.id);
     void notifier.status(chat, { worker_id: this.id });

@@ -64,12 +64,15 @@ const sendChatMessageQ = namedQuery('sendChatMessage', 'SELECT * FROM chat_send_
 export type SendChatMessageResult =
   | { outcome: 'started'; chat: Chat; message: ChatMessage; prevMessageId: number }
   | { outcome: 'queued'; chat: Chat; queued: QueuedChatMessage }
+  /** The chat was idle with messages queued: the message went behind them and the oldest one started. */
+  | { outcome: 'promoted'; chat: Chat; queued: QueuedChatMessage; message: ChatMessage; prevMessageId: number }
   | { outcome: 'full'; chat: Chat }
   | { outcome: 'archived'; chat: Chat };
 
 /**
  * One round trip under the chat's row lock, authorizing as it goes: a running or pending chat queues the message
- * (`full` at `queueLimit`), any other starts a turn with it. Undefined when `ownerId` has no such chat.
+ * (`full` at `queueLimit`), any other starts a turn with it, or with the oldest queued message when there is one
+ * (`promoted`). Undefined when `ownerId` has no such chat.
  */
 export async function sendChatMessage(
   db: Queryable,
@@ -79,7 +82,15 @@ export async function sendChatMessage(
   queueLimit: number,
 ): Promise<SendChatMessageResult | undefined> {
   const { rows } = await db.query<
-    ChatRow & { outcome: SendChatMessageResult['outcome']; item_id: string | null; item_created_at: Date | null; prev_message_id: string | null }
+    ChatRow & {
+      outcome: SendChatMessageResult['outcome'];
+      item_id: string | null;
+      item_created_at: Date | null;
+      prev_message_id: string | null;
+      promoted_id: string | null;
+      promoted_content: string | null;
+      promoted_created_at: Date | null;
+    }
   >(sendChatMessageQ, [chatId, ownerId, content, queueLimit]);
   const r = rows[0];
   if (!r) return undefined;
@@ -87,7 +98,12 @@ export async function sendChatMessage(
   if (r.outcome === 'full') return { outcome: 'full', chat };
   if (r.outcome === 'archived') return { outcome: 'archived', chat };
   const id = Number(r.item_id);
-  if (r.outcome === 'queued') return { outcome: 'queued', chat, queued: { id, chatId, content, createdAt: r.item_created_at! } };
+  const queued = { id, chatId, content, createdAt: r.item_created_at! };
+  if (r.outcome === 'queued') return { outcome: 'queued', chat, queued };
+  if (r.outcome === 'promoted') {
+    const message: ChatMessage = { id: Number(r.promoted_id), chatId, role: 'user', content: r.promoted_content!, createdAt: r.promoted_created_at! };
+    return { outcome: 'promoted', chat, queued, message, prevMessageId: Number(r.prev_message_id) };
+  }
   return { outcome: 'started', chat, message: { id, chatId, role: 'user', content, createdAt: r.item_created_at! }, prevMessageId: Number(r.prev_message_id) };
 }
 

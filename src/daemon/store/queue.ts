@@ -19,3 +19,10 @@ export async function getQueuedChatMessages(db: Queryable, chatId: string, opts?
   const { rows } = await db.query<QueuedRow>(getQueuedChatMessagesQ, [chatId], opts);
   return rows.map(toQueued);
 }
+
+const deleteQueuedChatMessageQ = namedQuery('deleteQueuedChatMessage', 'DELETE FROM chat_queued_messages WHERE chat_id = $1 AND id = $2');
+
+/** False when the chat holds no such queued message (never queued, deleted, or already promoted to a turn). */
+export async function deleteQueuedChatMessage(db: Queryable, chatId: string, id: number): Promise<boolean> {
+  return ((await db.query(deleteQueuedChatMessageQ, [chatId, id])).rowCount ?? 0) > 0;
+}

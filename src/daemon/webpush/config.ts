@@ -12,6 +12,8 @@ export interface WebpushConfig {
   uncachedTurnPush?: boolean;
   /** Sends in flight at once. Default 32. */
   concurrency?: number;
+  /** How long a push service keeps an undelivered notification (the `TTL` header). Default 48 h. */
+  ttlSeconds?: number;
   /** Per send. Default 10 s. */
   timeoutMs?: number;
 }

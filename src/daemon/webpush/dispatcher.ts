@@ -6,20 +6,42 @@ import webpush from 'web-push';
 import type { Logger } from '../observability/logger.js';
 import type { WebpushSubscription } from '../store/webpush.js';
 import type { DispatchResult, WebpushMetrics } from './metrics.js';
-import { safeLookup } from './endpoint.js';
+import { endpointProblem, EndpointRefusedError, pushConnector } from './endpoint.js';
 import type { VapidTokenCache } from './vapid.js';
 
-/** What a notification shows (DESIGN §5). */
+/** RFC 8030 §5.3. */
+export type Urgency = 'very-low' | 'low' | 'normal' | 'high';
+
+/** What a notification shows (DESIGN §5), and how the push service should treat it. */
 export interface PushMessage {
   title: string;
   body: string;
+  /** Absolute URL a click opens; Declarative Web Push requires one. */
+  navigate: string;
+  /** Absolute URL of the icon. */
   icon: string;
-  data: { url: string };
+  /** A newer notification with the same tag replaces the older one on screen. */
+  tag?: string;
+  /** RFC 8030 Topic (≤ 32 base64url characters): the push service keeps only the newest undelivered one. */
+  topic?: string;
+  urgency?: Urgency;
+}
+
+/**
+ * The payload: a Declarative Web Push message (push-api §declarative push message). Safari 18.4+ shows it without
+ * running the service worker; elsewhere our service worker reads the same JSON and shows it.
+ */
+export function declarativePayload(m: PushMessage) {
+  return {
+    web_push: 8030,
+    notification: { title: m.title, body: m.body, navigate: m.navigate, icon: m.icon, ...(m.tag ? { tag: m.tag } : {}) },
+  };
 }
 
 /** aes128gcm leaves 4096 - 86 (header) - 16 (tag) - 1 (delimiter) bytes for the plaintext. */
 export const maxPayloadBytes = 3993;
-const ttlSeconds = 48 * 3600;
+/** DESIGN §6: a turn's notification is worth showing for two days. */
+export const defaultTtlSeconds = 48 * 3600;
 
 export class PayloadTooLargeError extends Error {}
 
@@ -42,8 +64,10 @@ export interface DispatcherOptions {
   logger: Logger;
   concurrency?: number;
   timeoutMs?: number;
-  /** Dev and tests: dial loopback and private addresses too. */
+  /** Dev and tests: http endpoints and loopback or private addresses are dialled too. */
   allowPrivateAddresses?: boolean;
+  /** How long a push service keeps an undelivered notification. Default 48 h. */
+  ttlSeconds?: number;
   /** TLS options for the agent (the bench's self-signed push service). */
   tls?: { rejectUnauthorized?: boolean };
 }
@@ -53,21 +77,22 @@ const successRefreshMs = 24 * 3600_000;
 
 /**
  * Sends notifications: web-push encrypts each request, one signed VAPID token per origin authorizes it, and our
- * keep-alive agent sends it with a timeout, bounded parallelism and dialing that refuses private addresses.
+ * keep-alive agent sends it with a timeout and bounded parallelism. Every endpoint passes the address policy
+ * before its send, and every connection the agent opens passes it again on the address it dials.
  */
 export class PushDispatcher {
   private readonly agent: Agent;
   private readonly concurrency: number;
   private readonly timeoutMs: number;
+  private readonly ttlSeconds: number;
+  private readonly allowInsecure: boolean;
 
   constructor(private readonly opts: DispatcherOptions) {
     this.concurrency = opts.concurrency ?? 32;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
-    this.agent = new Agent({
-      keepAliveTimeout: 60_000,
-      connections: 16,
-      connect: { ...(opts.allowPrivateAddresses ? {} : { lookup: safeLookup }), ...opts.tls },
-    });
+    this.ttlSeconds = opts.ttlSeconds ?? defaultTtlSeconds;
+    this.allowInsecure = opts.allowPrivateAddresses ?? false;
+    this.agent = new Agent({ keepAliveTimeout: 60_000, connections: 16, connect: pushConnector({ allowInsecure: this.allowInsecure }, opts.tls) });
   }
 
   async close(): Promise<void> {
@@ -75,12 +100,13 @@ export class PushDispatcher {
   }
 
   /**
-   * Sends `message` to every subscription, then deletes the dead ones (404/410 and 400/403). Returns the ids deleted
+   * Sends `message` to every subscription, then deletes the dead ones (404/410, 400/403, and endpoints the address
+   * policy refuses, which are never dialled: rows stored by a replica with the dev flag, or by hand). Returns the ids deleted
    * so the caller can prune its cache.
    */
   async send(subscriptions: WebpushSubscription[], message: PushMessage): Promise<{ outcomes: SendOutcome[]; deleted: Set<string> }> {
     const outcomes = await this.deliver(subscriptions, message);
-    const deleted = new Set(outcomes.filter((o) => o.result === 'gone' || o.result === 'rejected').map((o) => o.subscription.id));
+    const deleted = new Set(outcomes.filter((o) => o.result === 'gone' || o.result === 'rejected' || o.result === 'refused').map((o) => o.subscription.id));
     const stale = outcomes.filter((o) => o.result === 'success' && Date.now() - o.subscription.lastSuccessAt.getTime() > successRefreshMs);
     try {
       await this.opts.store.deleteSubscriptions([...deleted]);
@@ -89,7 +115,7 @@ export class PushDispatcher {
       this.opts.logger.warn({ err }, 'web push: updating subscriptions after a dispatch failed');
     }
     for (const o of outcomes) {
-      if (o.result === 'rejected' || o.result === 'failed') {
+      if (o.result === 'rejected' || o.result === 'failed' || o.result === 'refused') {
         this.opts.logger.warn({ subscriptionId: o.subscription.id, userId: o.subscription.userId, status: o.status, error: o.error, result: o.result }, 'web push: send failed');
       }
     }
@@ -98,26 +124,33 @@ export class PushDispatcher {
 
   /** Sends without touching stored subscriptions (a subscription's test push before it is stored). */
   async deliver(subscriptions: Array<Omit<WebpushSubscription, 'id'> & { id?: string }>, message: PushMessage): Promise<SendOutcome[]> {
-    const payload = Buffer.from(JSON.stringify(message));
+    const payload = Buffer.from(JSON.stringify(declarativePayload(message)));
     if (payload.length > maxPayloadBytes) throw new PayloadTooLargeError(`push payload of ${payload.length} bytes exceeds ${maxPayloadBytes}`);
     const started = performance.now();
     const outcomes: SendOutcome[] = new Array<SendOutcome>(subscriptions.length);
     let next = 0;
     await Promise.all(
       Array.from({ length: Math.min(this.concurrency, subscriptions.length) }, async () => {
-        for (let i = next++; i < subscriptions.length; i = next++) outcomes[i] = await this.sendOne(subscriptions[i] as WebpushSubscription, payload);
+        for (let i = next++; i < subscriptions.length; i = next++) outcomes[i] = await this.sendOne(subscriptions[i] as WebpushSubscription, payload, message);
       }),
     );
     this.opts.metrics.duration.observe((performance.now() - started) / 1000);
     return outcomes;
   }
 
-  private async sendOne(sub: WebpushSubscription, payload: Buffer): Promise<SendOutcome> {
+  private async sendOne(sub: WebpushSubscription, payload: Buffer, message: PushMessage): Promise<SendOutcome> {
     let outcome: SendOutcome;
+    const problem = endpointProblem(sub.endpoint, this.allowInsecure);
+    if (problem) {
+      outcome = { subscription: sub, result: 'refused', error: problem };
+      this.opts.metrics.dispatch.inc({ result: outcome.result });
+      return outcome;
+    }
     try {
       const details = webpush.generateRequestDetails({ endpoint: sub.endpoint, keys: { auth: sub.authKey, p256dh: sub.p256dhKey } }, payload, {
-        TTL: ttlSeconds,
-        urgency: 'normal',
+        TTL: this.ttlSeconds,
+        urgency: message.urgency ?? 'normal',
+        ...(message.topic ? { topic: message.topic } : {}),
         vapidDetails: null as never,
       });
       const headers = { ...(details.headers as Record<string, string | number>), Authorization: this.opts.tokens.authorization(sub.endpoint) };
@@ -136,7 +169,8 @@ export class PushDispatcher {
       else if (status === 400 || status === 403) outcome = { subscription: sub, result: 'rejected', status, error: text.slice(0, 200) };
       else outcome = { subscription: sub, result: 'failed', status, error: text.slice(0, 200) };
     } catch (err) {
-      outcome = { subscription: sub, result: 'failed', error: (err as Error).message };
+      const refused = err instanceof EndpointRefusedError || (err as { cause?: unknown }).cause instanceof EndpointRefusedError;
+      outcome = { subscription: sub, result: refused ? 'refused' : 'failed', error: (err as Error).message };
     }
     this.opts.metrics.dispatch.inc({ result: outcome.result });
     return outcome;

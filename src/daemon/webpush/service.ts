@@ -38,6 +38,7 @@ export class WebpushService {
   /** Proves the subscription works with a test push, then stores it. */
   async subscribe(userId: string, sub: { endpoint: string; authKey: string; p256dhKey: string }, test: PushMessage): Promise<void> {
     const [outcome] = await this.dispatcher.deliver([{ userId, ...sub, lastSuccessAt: new Date() }], test);
+    if (outcome!.result === 'refused') throw new SubscriptionRejectedError(`the endpoint is not dialled: ${outcome!.error}`);
     if (outcome!.result !== 'success') {
       throw new SubscriptionRejectedError(`the push service refused a test notification (${outcome!.status ?? outcome!.error ?? 'no answer'})`);
     }

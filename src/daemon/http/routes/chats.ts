@@ -151,6 +151,24 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
       return chatJson(await service.interrupt(req.chat).catch(mapServiceError));
     });
 
+    app.delete(
+      '/api/experimental/chats/:chat/queue/:id',
+      {
+        schema: {
+          params: {
+            type: 'object',
+            required: ['chat', 'id'],
+            properties: { ...chatParams.properties, id: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER } },
+          },
+        },
+        ...withChat,
+      },
+      async (req, reply) => {
+        if (!(await service.deleteQueued(req.chat, (req.params as { id: number }).id))) throw notFound('queued message');
+        return reply.status(204).send();
+      },
+    );
+
     app.delete('/api/experimental/chats/:chat', { schema: { params: chatParams }, ...withChat }, async (req, reply) => {
       await service.archive(req.chat).catch(mapServiceError);
       return reply.status(204).send();

@@ -12,6 +12,8 @@ export interface StreamRouteOptions {
   getChat: (id: string) => Promise<Chat | undefined>;
   /** Bytes a client may leave unread before it is cut off. */
   backlogBytes: number;
+  /** Told of each chat stream's socket: it listens for the console's presence messages itself. */
+  presence?: { attach(socket: WebSocket, chatId: string, userId: string): void };
 }
 
 /** Frames hold at most this many events (DESIGN §4). */
@@ -108,6 +110,7 @@ export function streamRoutes(opts: StreamRouteOptions): FastifyPluginAsync {
       },
       (socket, req) => {
         const { after_id: afterId } = req.query as { after_id: number };
+        opts.presence?.attach(socket, req.chat.id, req.user.id);
         bindSocket(
           socket,
           async (signal) => {

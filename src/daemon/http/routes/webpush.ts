@@ -4,7 +4,7 @@ import type { User } from '../../store/types.js';
 import type { PushMessage } from '../../webpush/dispatcher.js';
 import { endpointProblem } from '../../webpush/endpoint.js';
 import { SubscriptionRejectedError, type WebpushService } from '../../webpush/service.js';
-import { defaultIcon } from '../../webpush/turnPush.js';
+import { iconPath } from '../../webpush/turnPush.js';
 import { requireAuth, type Authenticator } from '../auth.js';
 import { HttpError } from '../errors.js';
 
@@ -12,6 +12,8 @@ export interface WebpushRouteOptions {
   authenticate: Authenticator;
   service: WebpushService;
   allowInsecureEndpoints: boolean;
+  /** The URL users reach the console at: the test notification links there. */
+  baseUrl: () => string;
 }
 
 const userParams = { type: 'object', required: ['user'], properties: { user: { type: 'string', minLength: 1, maxLength: 100 } } } as const;
@@ -32,7 +34,14 @@ function checkKey(name: string, value: string, bytes: number): void {
   }
 }
 
-const testMessage: PushMessage = { title: 'coder-lite', body: 'Push notifications are on.', icon: defaultIcon, data: { url: '/' } };
+/** The test notification has a tag of its own: a newer one replaces it, and it never replaces a chat's. */
+const testMessage = (baseUrl: string): PushMessage => ({
+  title: 'coder-lite',
+  body: 'Push notifications are on.',
+  navigate: new URL('/', baseUrl).href,
+  icon: new URL(iconPath, baseUrl).href,
+  tag: 'coder-lite-test',
+});
 
 export function webpushRoutes(opts: WebpushRouteOptions): FastifyPluginAsync {
   return async (app) => {
@@ -59,7 +68,7 @@ export function webpushRoutes(opts: WebpushRouteOptions): FastifyPluginAsync {
         checkKey('auth_key', body.auth_key, 16);
         checkKey('p256dh_key', body.p256dh_key, 65);
         try {
-          await opts.service.subscribe(user.id, { endpoint: body.endpoint, authKey: body.auth_key, p256dhKey: body.p256dh_key }, testMessage);
+          await opts.service.subscribe(user.id, { endpoint: body.endpoint, authKey: body.auth_key, p256dhKey: body.p256dh_key }, testMessage(opts.baseUrl()));
         } catch (err) {
           if (err instanceof SubscriptionRejectedError) throw new HttpError(400, 'the subscription did not accept a test notification', err.message);
           throw err;
@@ -85,7 +94,7 @@ export function webpushRoutes(opts: WebpushRouteOptions): FastifyPluginAsync {
 
     app.post('/api/v2/users/:user/webpush/test', { schema: { params: userParams } }, async (req, reply) => {
       const user = ownUser(req);
-      await opts.service.dispatchToUser(user.id, testMessage);
+      await opts.service.dispatchToUser(user.id, testMessage(opts.baseUrl()));
       return reply.status(204).send();
     });
   };

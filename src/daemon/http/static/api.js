@@ -19,16 +19,46 @@ let unauthorized = () => {};
 /** Called when the stored token stops working (revoked, or the database was reset). */
 export const onUnauthorized = (fn) => (unauthorized = fn);
 
-/** Calls the API; rejects with an ApiError that carries the server's `{message}`. */
-export async function api(method, path, body, token = getToken()) {
+/** A v4 UUID; `crypto.randomUUID` exists only in secure contexts, and the console also runs over plain http. */
+function uuid() {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** Waits before retry `attempt` (0-based): 250 ms, 500 ms, 1 s, or what a 503's Retry-After asks, up to 5 s. */
+const retryDelays = [250, 500, 1000];
+const pause = (attempt, retryAfter) => {
+  const asked = Number(retryAfter) * 1000;
+  return new Promise((resolve) => setTimeout(resolve, asked > 0 ? Math.min(asked, 5000) : retryDelays[attempt]));
+};
+
+/**
+ * Calls the API; rejects with an ApiError that carries the server's `{message}`. With `idempotent`, the call is a
+ * send that must happen once: it carries an `Idempotency-Key` (one per logical send, the same on each retry), so it
+ * can be retried on a network error or a 503 without creating a second chat or message.
+ */
+export async function api(method, path, body, { token = getToken(), idempotent = false } = {}) {
   const headers = {};
   if (token) headers['coder-session-token'] = token;
   if (body !== undefined) headers['content-type'] = 'application/json';
+  if (idempotent) headers['idempotency-key'] = uuid();
+  const attempts = idempotent ? retryDelays.length + 1 : 1;
   let res;
-  try {
-    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  } catch {
-    throw new ApiError(0, 'The server cannot be reached.');
+  for (let attempt = 0; ; attempt++) {
+    try {
+      res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch {
+      if (attempt + 1 < attempts) {
+        await pause(attempt);
+        continue;
+      }
+      throw new ApiError(0, 'The server cannot be reached.');
+    }
+    if (res.status !== 503 || attempt + 1 >= attempts) break;
+    await pause(attempt, res.headers.get('retry-after'));
   }
   const text = await res.text();
   let data;
@@ -47,7 +77,8 @@ export async function api(method, path, body, token = getToken()) {
 /**
  * Keeps a WebSocket of the API open. `prepare()` runs before every (re)connect and returns the path to open, so
  * the caller can re-read what it may have missed and pass its cursor; a 401 or 404 from it ends the attempts.
- * Reconnects back off from 1 s to 15 s. Returns `stop()`.
+ * Reconnects back off from 1 s to 15 s. Returns `stop()` and `send(message)`, which writes JSON to the socket
+ * while it is open and drops it otherwise (`onState('live')` says when to say it again).
  */
 export function keepOpen({ prepare, onEvents, onState }) {
   let stopped = false;
@@ -91,9 +122,14 @@ export function keepOpen({ prepare, onEvents, onState }) {
     };
   };
   connect();
-  return () => {
-    stopped = true;
-    clearTimeout(timer);
-    socket?.close();
+  return {
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+      socket?.close();
+    },
+    send(message) {
+      if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+    },
   };
 }

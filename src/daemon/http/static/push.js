@@ -48,6 +48,16 @@ function keyBytes(base64urlKey) {
   return Uint8Array.from(binary, (c) => c.charCodeAt(0));
 }
 
+/**
+ * Hands the API token to the service worker (null forgets it): when the browser replaces the push subscription
+ * (`pushsubscriptionchange`), the worker registers the new one itself, with no console tab open.
+ */
+export async function shareToken(token) {
+  if (!('serviceWorker' in navigator)) return;
+  const registration = await navigator.serviceWorker.ready;
+  registration.active?.postMessage({ type: 'token', token });
+}
+
 /** Subscribes and registers the subscription with the daemon; throws a PushError that says what went wrong. */
 export async function enable() {
   const manager = await pushManager();
