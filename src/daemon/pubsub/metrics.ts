@@ -49,9 +49,8 @@ export type PubsubMetricsPrefix = 'coder_pubsub' | 'coder_nats_pubsub';
  * one dashboard fits both (the batch series stay at zero on NATS, which has no batching sender). Without a registry
  * they count but are exported nowhere.
  */
-export function createPubsubMetrics(registry?: Registry, prefix: PubsubMetricsPrefix = 'coder_pubsub') {
+export function createPubsubMetrics(registry?: Registry, p: PubsubMetricsPrefix = 'coder_pubsub') {
   const registers = registry ? [registry] : [];
-  const p = prefix;
   return {
     publishes: perMessageCounter({ name: `${p}_publishes_total`, help: 'Publish calls, by success.', label: 'success', registers }),
     subscribes: new Counter({ name: `${p}_subscribes_total`, help: 'Subscribe calls, by success.', labelNames: ['success'] as const, registers }),
