@@ -12,7 +12,7 @@ import { ChatService } from './chat/service.js';
 import { ChatStreams, type StreamHooks, type StreamStore } from './chat/stream.js';
 import type { TurnEndListener } from './chat/turnResult.js';
 import { ChatWorker } from './chat/worker.js';
-import { parseHttpAddress, version } from './config.js';
+import { ConfigError, parseHttpAddress, version } from './config.js';
 import { buildApp } from './http/app.js';
 import { chatRoutes } from './http/routes/chats.js';
 import { consoleRoutes } from './http/routes/console.js';
@@ -27,6 +27,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from './postgres/embedde
 import { migrate } from './postgres/migrate.js';
 import { createDatabase, describeConnection, type Database } from './postgres/pool.js';
 import { createMemoryPubsub } from './pubsub/memory.js';
+import { createNatsPubsub, type NatsTarget } from './pubsub/nats.js';
 import { createPostgresPubsub } from './pubsub/postgres.js';
 import type { Pubsub } from './pubsub/pubsub.js';
 import { startWatchdog, type WatchdogOptions } from './pubsub/watchdog.js';
@@ -59,7 +60,9 @@ export interface DaemonConfig {
   /** A registry of one's own, e.g. to read figures in-process; one is made otherwise. */
   registry?: Registry;
   /** `memory` only for a single process: replicas would not hear each other. Default `postgres`. */
-  pubsub?: 'postgres' | 'memory';
+  pubsub?: 'postgres' | 'memory' | 'nats';
+  /** Where NATS is, for `pubsub: 'nats'`; the subject prefix keeps deployments sharing one NATS apart. */
+  nats?: { target: NatsTarget; subjectPrefix?: string };
   chat?: ChatConfig;
   webpush?: WebpushConfig;
   /** The URL users reach the daemon at; defaults to the listen URL. */
@@ -125,9 +128,16 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
     let reportFatal!: (err: Error) => void;
     const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
 
+    const nats = config.pubsub === 'nats' ? config.nats : undefined;
+    if (config.pubsub === 'nats' && !nats) throw new ConfigError('the nats pubsub needs a NATS URL');
     const pubsub: Pubsub = await life.start(
       'pubsub',
-      () => (config.pubsub === 'memory' ? createMemoryPubsub({ logger }) : createPostgresPubsub({ connectionConfig: db.connectionConfig, pool: db, logger, registry })),
+      () =>
+        config.pubsub === 'memory'
+          ? createMemoryPubsub({ logger })
+          : nats
+            ? createNatsPubsub({ ...nats, logger, registry })
+            : createPostgresPubsub({ connectionConfig: db.connectionConfig, pool: db, logger, registry }),
       (p) => p.close(),
     );
     const watchdog = await life.start('pubsub watchdog', () => startWatchdog({ pubsub, logger, ...seams.pubsubWatchdog }), (w) => w.close());
