@@ -1,10 +1,12 @@
 import { Flags } from '@oclif/core';
 
 import { BaseCommand, databaseFlags } from '../cli/base.js';
+import { natsTargetFromFlags, pubsubFlags } from '../cli/pubsub.js';
 import { ConfigError, parseDuration, parseHttpAddress, parseHttpUrl, parsePostgresUrl, positiveInt } from '../daemon/config.js';
 import { startDaemon } from '../daemon/index.js';
 import { createLogger, type LogFormat } from '../daemon/observability/logger.js';
 import { defaultDataDir } from '../daemon/postgres/embedded.js';
+import type { NatsTarget } from '../daemon/pubsub/nats.js';
 import { isConnectionError } from '../daemon/postgres/errors.js';
 import { normalizeSubject } from '../daemon/webpush/vapid.js';
 
@@ -16,6 +18,7 @@ export default class Server extends BaseCommand {
     '<%= config.bin %> server',
     '<%= config.bin %> server --http-address 0.0.0.0:8080 --postgres-url postgres://coder:secret@db:5432/coder',
     '<%= config.bin %> server --log-format pretty --log-level debug',
+    '<%= config.bin %> server --pubsub nats --nats-url nats://nats-1:4222,nats://nats-2:4222 --nats-creds /etc/coder-lite/nats.creds',
   ];
 
   static override flags = {
@@ -23,12 +26,7 @@ export default class Server extends BaseCommand {
     'http-address': Flags.string({ description: 'Address the HTTP API listens on.', default: '127.0.0.1:3000', env: 'CODER_LITE_HTTP_ADDRESS' }),
     'postgres-pool-max': Flags.integer({ description: 'Maximum connections in the database pool.', default: 10, env: 'CODER_LITE_POSTGRES_POOL_MAX' }),
     'log-format': Flags.string({ description: 'Log format on stderr.', options: ['json', 'pretty'], default: 'json', env: 'CODER_LITE_LOG_FORMAT' }),
-    pubsub: Flags.string({
-      description: 'Pubsub backend: postgres (LISTEN/NOTIFY, works across replicas) or memory (a single process only).',
-      options: ['postgres', 'memory'],
-      default: 'postgres',
-      env: 'CODER_LITE_PUBSUB',
-    }),
+    ...pubsubFlags(['postgres', 'nats', 'memory']),
     'chat-provider': Flags.string({
       description: 'The default model provider, seeded at start: fake (built in, deterministic) or openai-compat (any /v1/chat/completions server).',
       options: ['fake', 'openai-compat'],
@@ -74,7 +72,9 @@ export default class Server extends BaseCommand {
     let staleAfterMs: number;
     let fakeTokenDelayMs: number;
     let shutdownGraceMs: number;
+    let nats: NatsTarget | undefined;
     try {
+      nats = natsTargetFromFlags(flags);
       parseHttpAddress(flags['http-address']);
       if (flags['postgres-url']) parsePostgresUrl(flags['postgres-url']);
       positiveInt('--postgres-pool-max', flags['postgres-pool-max'], 1000);
@@ -112,7 +112,8 @@ export default class Server extends BaseCommand {
       postgresUrl: flags['postgres-url'],
       dataDir: flags['data-dir'] ?? defaultDataDir(),
       postgresPoolMax: flags['postgres-pool-max'],
-      pubsub: flags.pubsub as 'postgres' | 'memory',
+      pubsub: flags.pubsub as 'postgres' | 'memory' | 'nats',
+      nats: nats && { target: nats },
       chat: {
         provider: flags['chat-provider'] as 'fake' | 'openai-compat',
         llmBaseUrl: flags['llm-base-url'],

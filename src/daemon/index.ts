@@ -12,7 +12,7 @@ import { ChatService } from './chat/service.js';
 import { ChatStreams, type StreamHooks, type StreamStore } from './chat/stream.js';
 import type { TurnEndListener } from './chat/turnResult.js';
 import { ChatWorker } from './chat/worker.js';
-import { parseHttpAddress, version } from './config.js';
+import { ConfigError, parseHttpAddress, version } from './config.js';
 import { buildApp, type HttpLimits } from './http/app.js';
 import { authenticated } from './http/auth.js';
 import { createHttpMetrics } from './http/metrics.js';
@@ -29,6 +29,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from './postgres/embedde
 import { migrate } from './postgres/migrate.js';
 import { createDatabase, describeConnection, type Database } from './postgres/pool.js';
 import { createMemoryPubsub } from './pubsub/memory.js';
+import { createNatsPubsub, type NatsTarget } from './pubsub/nats.js';
 import { createPostgresPubsub } from './pubsub/postgres.js';
 import type { Pubsub } from './pubsub/pubsub.js';
 import { startWatchdog, type WatchdogOptions } from './pubsub/watchdog.js';
@@ -61,7 +62,9 @@ export interface DaemonConfig {
   /** A registry of one's own, e.g. to read figures in-process; one is made otherwise. */
   registry?: Registry;
   /** `memory` only for a single process: replicas would not hear each other. Default `postgres`. */
-  pubsub?: 'postgres' | 'memory';
+  pubsub?: 'postgres' | 'memory' | 'nats';
+  /** Where NATS is, for `pubsub: 'nats'`; the subject prefix keeps deployments sharing one NATS apart. */
+  nats?: { target: NatsTarget; subjectPrefix?: string };
   chat?: ChatConfig;
   webpush?: WebpushConfig;
   /** The URL users reach the daemon at; defaults to the listen URL. */
@@ -129,9 +132,16 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
     let reportFatal!: (err: Error) => void;
     const fatal = new Promise<Error>((resolve) => (reportFatal = resolve));
 
+    const nats = config.pubsub === 'nats' ? config.nats : undefined;
+    if (config.pubsub === 'nats' && !nats) throw new ConfigError('the nats pubsub needs a NATS URL');
     const pubsub: Pubsub = await life.start(
       'pubsub',
-      () => (config.pubsub === 'memory' ? createMemoryPubsub({ logger }) : createPostgresPubsub({ connectionConfig: db.connectionConfig, pool: db, logger, registry })),
+      () =>
+        config.pubsub === 'memory'
+          ? createMemoryPubsub({ logger })
+          : nats
+            ? createNatsPubsub({ ...nats, logger, registry })
+            : createPostgresPubsub({ connectionConfig: db.connectionConfig, pool: db, logger, registry }),
       (p) => p.close(),
     );
     const watchdog = await life.start('pubsub watchdog', () => startWatchdog({ pubsub, logger, ...seams.pubsubWatchdog }), (w) => w.close());

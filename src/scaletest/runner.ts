@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startDaemon, type Daemon, type DaemonConfig } from '../daemon/index.js';
 import { Lifecycle } from '../daemon/lifecycle.js';
 import type { Logger } from '../daemon/observability/logger.js';
+import type { NatsTarget } from '../daemon/pubsub/nats.js';
 import { createUserWithToken } from '../daemon/users/service.js';
 import { ChatRunner, type ChatOwner, type ChatRunnerOptions, type RunProgress } from './chatRunner.js';
 import { ThreadChatRunner, type ChatRunnerLike } from './chatRunnerWorker.js';
@@ -42,6 +43,8 @@ export type Target =
       /** Without it, a throwaway embedded PostgreSQL runs in a temporary directory. */
       postgresUrl?: string;
       postgresPoolMax: number;
+      /** The daemon's pubsub on NATS; PostgreSQL LISTEN/NOTIFY when absent. */
+      nats?: NatsTarget;
     }
   | {
       kind: 'remote';
@@ -180,6 +183,7 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
       postgresUrl: target.postgresUrl,
       dataDir,
       postgresPoolMax: target.postgresPoolMax,
+      ...(target.nats ? { pubsub: 'nats' as const, nats: { target: target.nats } } : {}),
       embeddedSettings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
       chat: {
         provider: 'openai-compat',

@@ -38,6 +38,7 @@ class TailModel {
   rows: Row[] = [];
   dropped = 0;
   matched = 0;
+  connected = true;
   readonly channels = new Map<string, ChannelFigures & { windowStart: number; windowCount: number }>();
 
   constructor(
@@ -49,6 +50,10 @@ class TailModel {
   }
 
   add(event: TailEvent, filter: RegExp | undefined): boolean {
+    if (event.kind === 'connection') {
+      this.connected = event.connected;
+      return false;
+    }
     if (event.kind === 'dropped') {
       this.dropped++;
       return false;
@@ -136,6 +141,7 @@ export function TailApp(props: TailAppProps) {
     return {
       rows: m.rows.slice(-keptRows),
       dropped: m.dropped,
+      connected: m.connected,
       channels: [...m.channels].map(([name, f]) => ({ name, total: f.total, rate: f.rate })),
     };
   }
@@ -218,7 +224,11 @@ export function TailApp(props: TailAppProps) {
     <Box flexDirection="column">
       <Box>
         <Text bold>pubsub tail </Text>
-        <Text color={c(paused ? 'yellow' : 'green')}>{paused ? '❚❚ paused' : '● live'}</Text>
+        {frame.connected ? (
+          <Text color={c(paused ? 'yellow' : 'green')}>{paused ? '❚❚ paused' : '● live'}</Text>
+        ) : (
+          <Text color={c('red')}>○ reconnecting…</Text>
+        )}
         <Text>{`  dropped signals: `}</Text>
         <Text color={c(frame.dropped > 0 ? 'red' : 'gray')}>{String(frame.dropped)}</Text>
         <Text>{`  filter: ${filter ? `/${filter.source}/` : 'none'}`}</Text>

@@ -1,7 +1,11 @@
-/** One thing `pubsub tail` shows: a message, or a dropped-messages signal on a channel. */
+/**
+ * One thing `pubsub tail` shows: a message, a dropped-messages signal on a channel, or the connection going away
+ * (reconnecting) and coming back (the drop signals follow).
+ */
 export type TailEvent =
   | { kind: 'message'; time: Date; channel: string; payload: Buffer }
-  | { kind: 'dropped'; time: Date; channel: string };
+  | { kind: 'dropped'; time: Date; channel: string }
+  | { kind: 'connection'; time: Date; connected: boolean; reason?: string };
 
 /** Where the tail view gets its events: the command feeds it from pubsub, tests feed it by hand. */
 export interface TailFeed {
@@ -28,8 +32,8 @@ export function matchesFilter(filter: RegExp | undefined, channel: string, paylo
   return !filter || filter.test(channel) || filter.test(payload);
 }
 
-/** The NDJSON line for an event (stdout when not on a TTY, or with --json). */
-export function toNdjson(event: TailEvent): string {
+/** The NDJSON line for a message or drop signal (stdout when not on a TTY, or with --json). */
+export function toNdjson(event: Exclude<TailEvent, { kind: 'connection' }>): string {
   const time = event.time.toISOString();
   if (event.kind === 'dropped') return `${JSON.stringify({ time, channel: event.channel, dropped: true })}\n`;
   return `${JSON.stringify({ time, channel: event.channel, size: event.payload.length, payload: event.payload.toString('utf8') })}\n`;

@@ -1,11 +1,10 @@
-import { afterAll } from 'vitest';
-
 import { startDaemon, type Daemon, type DaemonConfig, type DaemonSeams } from '../../src/daemon/index.js';
 import { silentLogger } from '../../src/daemon/observability/logger.js';
 import { createUserWithToken } from '../../src/daemon/users/service.js';
+import { cleanUp } from './cleanup.js';
 import { createTestDatabase } from './db.js';
 
-/** A daemon on a fresh database of its own (or `postgresUrl`), on a free port; closed after the file's tests. */
+/** A daemon on a fresh database of its own (or `postgresUrl`), on a free port; closed after the calling test (or file's tests). */
 export async function startTestDaemon(overrides: Partial<DaemonConfig> = {}, seams: DaemonSeams = {}): Promise<Daemon> {
   const postgresUrl = overrides.postgresUrl ?? (await createTestDatabase()).url;
   const daemon = await startDaemon({
@@ -16,7 +15,7 @@ export async function startTestDaemon(overrides: Partial<DaemonConfig> = {}, sea
     ...overrides,
     postgresUrl,
   }, seams);
-  afterAll(() => daemon.close());
+  cleanUp(() => daemon.close());
   return daemon;
 }
 

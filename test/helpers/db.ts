@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 
 import pg from 'pg';
-import { afterAll, inject } from 'vitest';
+import { inject } from 'vitest';
 
 import { createDatabase, type Database } from '../../src/daemon/postgres/pool.js';
+import { cleanUp } from './cleanup.js';
 
 export interface TestDatabase {
   /** URL of a fresh, migrated database that only this test file uses. */
@@ -22,7 +23,7 @@ async function adminQuery(sql: string): Promise<void> {
   }
 }
 
-/** A fresh migrated database, copied from the run's template; dropped after the calling file's tests. */
+/** A fresh migrated database, copied from the run's template; dropped after the calling test (or file's tests). */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const name = `t_${randomBytes(6).toString('hex')}`;
   await adminQuery(`CREATE DATABASE ${name} TEMPLATE ${inject('pgTemplate')}`);
@@ -30,7 +31,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   url.pathname = `/${name}`;
   let dropped: Promise<void> | undefined;
   const drop = () => (dropped ??= adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
-  afterAll(drop);
+  cleanUp(drop);
   return { url: url.toString(), drop };
 }
 
@@ -38,6 +39,6 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 export async function createTestPool(max = 10): Promise<{ url: string; db: Database }> {
   const { url } = await createTestDatabase();
   const db = createDatabase({ connectionString: url, max });
-  afterAll(() => db.close());
+  cleanUp(() => db.close());
   return { url, db };
 }

@@ -8,6 +8,7 @@ import type { TestProject } from 'vitest/node';
 import { silentLogger } from '../../src/daemon/observability/logger.js';
 import { startEmbeddedPostgres } from '../../src/daemon/postgres/embedded.js';
 import { migrate } from '../../src/daemon/postgres/migrate.js';
+import { startNatsServer } from './nats.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -15,12 +16,17 @@ declare module 'vitest' {
     pgAdminUrl: string;
     /** A migrated database that test databases are copied from (CREATE DATABASE … TEMPLATE). */
     pgTemplate: string;
+    /** The run's nats-server; test files keep apart by subject prefix. */
+    natsUrl: string;
   }
 }
 
 export const templateName = 'coderlite_test_template';
 
-/** One PostgreSQL for the whole run: CODER_LITE_TEST_PG_URL, or an embedded throwaway cluster. */
+/**
+ * One PostgreSQL for the whole run (CODER_LITE_TEST_PG_URL, or an embedded throwaway cluster) and one nats-server
+ * (CODER_LITE_TEST_NATS_URL, or Debian's nats-server on a free loopback port).
+ */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   let adminUrl = process.env.CODER_LITE_TEST_PG_URL;
   let teardown = async () => {};
@@ -54,7 +60,22 @@ export default async function setup(project: TestProject): Promise<() => Promise
   templateUrl.pathname = `/${templateName}`;
   await migrate({ connectionString: templateUrl.toString() });
 
+  let natsUrl = process.env.CODER_LITE_TEST_NATS_URL;
+  if (!natsUrl) {
+    const nats = await startNatsServer().catch(async (err: unknown) => {
+      await teardown();
+      throw err;
+    });
+    natsUrl = nats.url;
+    const stopPg = teardown;
+    teardown = async () => {
+      await nats.dispose();
+      await stopPg();
+    };
+  }
+
   project.provide('pgAdminUrl', adminUrl);
   project.provide('pgTemplate', templateName);
+  project.provide('natsUrl', natsUrl);
   return teardown;
 }

@@ -1,10 +1,9 @@
-import { afterAll } from 'vitest';
-
+import { cleanUp } from './cleanup.js';
 import { createStoppablePostgres, type StoppablePostgres } from './stoppablePostgres.js';
 
-/** A PostgreSQL 15 cluster the test can stop and start, removed after the file's tests. */
+/** A PostgreSQL 15 cluster the test can stop and start, removed after the calling test (or file's tests). */
 export async function startStoppablePostgres(): Promise<StoppablePostgres> {
   const pg = await createStoppablePostgres();
-  afterAll(() => pg.remove());
+  cleanUp(() => pg.remove());
   return pg;
 }

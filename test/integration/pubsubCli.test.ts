@@ -1,14 +1,15 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, inject, it, onTestFinished } from 'vitest';
 
-import { binPath, runCli } from '../helpers/cli.js';
+import { binPath, runCli, startServerProcess } from '../helpers/cli.js';
 import { createTestDatabase } from '../helpers/db.js';
 
 const { url } = await createTestDatabase();
+const natsUrl = inject('natsUrl');
 
 /** Runs the built CLI with `input` on stdin. */
 function runWithStdin(args: string[], input: string): Promise<{ code: number | null; stderr: string }> {
@@ -22,9 +23,9 @@ function runWithStdin(args: string[], input: string): Promise<{ code: number | n
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })));
 }
 
-/** Starts `pubsub tail` (stdout is a pipe, so NDJSON) and resolves once it listens. */
-function startTail(args: string[]) {
-  const child = spawn(process.execPath, [binPath, 'pubsub', 'tail', '--postgres-url', url, ...args], {
+/** Starts `pubsub tail` (stdout is a pipe, so NDJSON) and resolves once it listens; on the test database by default. */
+function startTail(args: string[], target: string[] = ['--postgres-url', url]) {
+  const child = spawn(process.execPath, [binPath, 'pubsub', 'tail', ...target, ...args], {
     env: { ...process.env, OCLIF_SKIP_NEW_VERSION_CHECK: 'true', NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -32,7 +33,7 @@ function startTail(args: string[]) {
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
   void exited.then(() => clearTimeout(timer));
   const listening = new Promise<void>((resolve, reject) => {
     child.stderr.on('data', (d: Buffer) => {
@@ -76,6 +77,56 @@ describe('coder-lite pubsub', () => {
     ]);
   });
 
+  it('round-trips publish and tail over NATS', async () => {
+    const nats = ['--pubsub', 'nats', '--nats-url', natsUrl];
+    const tail = startTail(['nats_roundtrip', '--max', '1', '--json'], nats);
+    await tail.listening;
+    const pub = await runCli(['pubsub', 'publish', 'nats_roundtrip', '{"over":"nats"}', ...nats]);
+    expect(pub).toMatchObject({ code: 0, stdout: '' });
+    expect(await tail.exited).toBe(0);
+    expect(JSON.parse(tail.stdout())).toMatchObject({ channel: 'nats_roundtrip', payload: '{"over":"nats"}' });
+    const usage = await runCli(['pubsub', 'publish', 'c', 'x', '--pubsub', 'nats'], { env: { CODER_LITE_NATS_URL: '' } });
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/--pubsub nats needs --nats-url/);
+  });
+
+  it('follows a restarted server: --json prints a dropped line, then the next message, and no stack trace', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'coder-lite-tail-restart-'));
+    // As root the embedded PostgreSQL runs as the postgres user, which must be able to enter the directory.
+    await chmod(dataDir, 0o755);
+    onTestFinished(() => rm(dataDir, { recursive: true, force: true }));
+    const server = ['--data-dir', dataDir, '--no-webpush'];
+    let running = await startServerProcess(server);
+    onTestFinished(() => void running.child.kill('SIGKILL'));
+    const tail = startTail(['restart', '--json'], ['--data-dir', dataDir]);
+    await tail.listening;
+    const publish = (msg: string) => runCli(['pubsub', 'publish', 'restart', msg, '--data-dir', dataDir]);
+    const lines = () =>
+      tail
+        .stdout()
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { payload?: string; dropped?: boolean });
+    expect((await publish('one')).code).toBe(0);
+    await expect.poll(() => lines().length, { timeout: 10_000 }).toBe(1);
+
+    // The embedded cluster comes back on another port: only the run file says which.
+    running.child.kill('SIGTERM');
+    expect(await running.exited).toBe(0);
+    running = await startServerProcess(server);
+    await expect.poll(() => lines().some((l) => l.dropped), { timeout: 30_000 }).toBe(true);
+    expect((await publish('two')).code).toBe(0);
+    await expect.poll(() => lines().length, { timeout: 10_000 }).toBe(3);
+    expect(lines()).toEqual([expect.objectContaining({ payload: 'one' }), expect.objectContaining({ channel: 'restart', dropped: true }), expect.objectContaining({ payload: 'two' })]);
+    expect(tail.stderr()).toMatch(/connection lost .*reconnecting…\n(.|\n)*reconnected/);
+    expect(tail.stderr()).not.toMatch(/^\s+at /m);
+    tail.child.kill('SIGTERM');
+    expect(await tail.exited).toBe(0);
+    running.child.kill('SIGTERM');
+    expect(await running.exited).toBe(0);
+  }, 90_000);
+
   it('refuses bad input with exit 2 and one line', async () => {
     const long = await runCli(['pubsub', 'publish', 'c'.repeat(64), 'x', '--postgres-url', url]);
     expect(long.code).toBe(2);
@@ -92,7 +143,7 @@ describe('coder-lite pubsub', () => {
 
   it('says clearly when there is no database to tail', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'coder-lite-tail-'));
-    afterAll(() => rm(dataDir, { recursive: true, force: true }));
+    onTestFinished(() => rm(dataDir, { recursive: true, force: true }));
     const res = await runCli(['pubsub', 'tail', 'c', '--data-dir', dataDir], { env: { CODER_LITE_POSTGRES_URL: '' } });
     expect(res.code).toBe(1);
     expect(res.stderr.trim().split('\n')).toHaveLength(1);

@@ -1,28 +1,51 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+
+import { describe, expect, inject, it } from 'vitest';
 
 import { silentLogger } from '../../src/daemon/observability/logger.js';
 import { createMemoryPubsub } from '../../src/daemon/pubsub/memory.js';
+import { createNatsPubsub, parseNatsUrls } from '../../src/daemon/pubsub/nats.js';
 import { createPostgresPubsub } from '../../src/daemon/pubsub/postgres.js';
-import { ErrPubsubClosed, PubsubInputError, type Pubsub } from '../../src/daemon/pubsub/pubsub.js';
+import { ErrDroppedMessages, ErrPubsubClosed, maxPayloadBytes, PubsubInputError, type Pubsub } from '../../src/daemon/pubsub/pubsub.js';
+import { queueCapacity } from '../../src/daemon/pubsub/queue.js';
 import { createTestPool } from '../helpers/db.js';
 
 let pool: ReturnType<typeof createTestPool> | undefined;
+// The run's nats-server is shared by every test file: this file's subjects live under a prefix of its own.
+const natsPrefix = `test_${randomBytes(4).toString('hex')}`;
 
-// One suite, both backends: they must be interchangeable for every caller.
-const backends: Array<[string, () => Promise<Pubsub>]> = [
-  ['memory', async () => createMemoryPubsub()],
+interface Backend {
+  make(): Promise<Pubsub>;
+  /** The largest payload the backend carries. */
+  maxPayload: number;
+}
+
+// One suite, every backend: they must be interchangeable for every caller.
+const backends: Array<[string, Backend]> = [
+  ['memory', { make: async () => createMemoryPubsub(), maxPayload: maxPayloadBytes }],
   [
     'postgres',
-    async () => {
-      const { db } = await (pool ??= createTestPool(2));
-      return createPostgresPubsub({ connectionConfig: db.connectionConfig, pool: db, logger: silentLogger(), latencyIntervalMs: 0 });
+    {
+      async make() {
+        const { db } = await (pool ??= createTestPool(2));
+        return createPostgresPubsub({ connectionConfig: db.connectionConfig, pool: db, logger: silentLogger(), latencyIntervalMs: 0 });
+      },
+      maxPayload: maxPayloadBytes,
+    },
+  ],
+  [
+    'nats',
+    {
+      make: () => createNatsPubsub({ target: parseNatsUrls(inject('natsUrl')), subjectPrefix: natsPrefix, logger: silentLogger(), latencyIntervalMs: 0 }),
+      // nats-server's default max_payload.
+      maxPayload: 1024 * 1024,
     },
   ],
 ];
 
-describe.each(backends)('pubsub contract: %s', (_name, make) => {
+describe.each(backends)('pubsub contract: %s', (_name, { make, maxPayload }) => {
   let seq = 0;
   const channel = () => `contract_${seq++}`;
 
@@ -118,7 +141,7 @@ describe.each(backends)('pubsub contract: %s', (_name, make) => {
       await expect.poll(() => other).toEqual(['1', '2', '3']);
     }));
 
-  it('rejects what PostgreSQL cannot carry with typed errors naming the limit, sending nothing', () =>
+  it('rejects what the backend cannot carry with typed errors naming the limit, sending nothing', () =>
     withPubsub(async (ps) => {
       const ch = channel();
       const got: string[] = [];
@@ -130,15 +153,63 @@ describe.each(backends)('pubsub contract: %s', (_name, make) => {
       expect(await limit(ps.publish('é'.repeat(32), 'x'))).toBe('channel-length');
       expect(await limit(ps.publish('', 'x'))).toBe('channel-length');
       expect(await limit(ps.subscribe('c'.repeat(64), () => undefined))).toBe('channel-length');
-      await expect(ps.publish(ch, 'x'.repeat(8000))).rejects.toThrow(/shorter than 8000 bytes/);
-      expect(await limit(ps.publish(ch, 'x'.repeat(8000)))).toBe('payload-length');
+      await expect(ps.publish(ch, 'x'.repeat(maxPayload + 1))).rejects.toThrow(`shorter than ${maxPayload + 1} bytes`);
+      expect(await limit(ps.publish(ch, 'x'.repeat(maxPayload + 1)))).toBe('payload-length');
       expect(await limit(ps.publish(ch, 'a\0b'))).toBe('payload-nul');
       expect(await limit(ps.publish(ch, Buffer.from([0x61, 0xff, 0x62])))).toBe('payload-utf8');
 
       // The largest legal message goes through, and is the first thing the subscriber sees.
-      await ps.publish(ch, 'y'.repeat(7999));
+      await ps.publish(ch, 'y'.repeat(maxPayload));
       await expect.poll(() => got.length).toBe(1);
-      expect(got[0]).toBe('y'.repeat(7999));
+      expect(got[0]).toBe('y'.repeat(maxPayload));
+    }));
+
+  it('delivers a publish made right after subscribe resolves, to that subscriber and to its own publisher', () =>
+    withPubsub(async (ps) => {
+      // Channels that a subject mapping could confuse: separators, wildcards, whitespace, an escape character.
+      const names = ['a.b', 'a*b', 'a>', 'a b', 'a%2Eb', 'a\tb', 'é:ü', 'a_b'];
+      const got = new Map<string, string[]>();
+      for (const n of names) {
+        got.set(n, []);
+        await ps.subscribe(n, (p) => void got.get(n)!.push(p.toString()));
+      }
+      for (const n of names) await ps.publish(n, `to ${n}`);
+      await expect.poll(() => [...got.values()].every((g) => g.length === 1)).toBe(true);
+      for (const n of names) expect(got.get(n)).toEqual([`to ${n}`]);
+    }));
+
+  it('signals dropped messages when a listener falls behind its queue, and delivers again after', () =>
+    withPubsub(async (ps) => {
+      const ch = channel();
+      const got: Array<string | Error> = [];
+      let release!: () => void;
+      const blocked = new Promise<void>((r) => (release = r));
+      let first = true;
+      await ps.subscribeWithErr(ch, async (p, err) => {
+        got.push(err ?? p!.toString());
+        if (first) {
+          first = false;
+          await blocked;
+        }
+      });
+      // One message in the listener, a full queue behind it, and one more that cannot fit.
+      const total = queueCapacity + 2;
+      for (let i = 0; i < total; i++) await ps.publish(ch, String(i));
+      // The last publish is delivered (or dropped) once the backend has sent it back: a marker on a second channel
+      // published after it arrives after it.
+      const marker = channel();
+      let markerSeen = false;
+      await ps.subscribe(marker, () => void (markerSeen = true));
+      await ps.publish(marker, 'm');
+      await expect.poll(() => markerSeen, { timeout: 10_000 }).toBe(true);
+      release();
+      await expect.poll(() => got.length, { timeout: 10_000 }).toBe(queueCapacity + 1);
+      expect(got[0]).toBe('0');
+      // The newest queued slot became the signal: the subscriber learns of the loss before anything newer.
+      expect(got.at(-1)).toBeInstanceOf(ErrDroppedMessages);
+      expect(got.slice(1, -1)).toEqual(Array.from({ length: queueCapacity - 1 }, (_, i) => String(i + 1)));
+      await ps.publish(ch, 'after');
+      await expect.poll(() => got.at(-1)).toBe('after');
     }));
 
   it('closes idempotently and refuses work afterwards', async () => {

@@ -1,10 +1,20 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it, onTestFinished } from 'vitest';
 
-import { startTestDaemon } from '../helpers/daemon.js';
+import { parseNatsUrls } from '../../src/daemon/pubsub/nats.js';
+import { getChatByID } from '../../src/daemon/store/chats.js';
+import { getChatMessagesAfter } from '../../src/daemon/store/messages.js';
+import { chatApi, openStream } from '../helpers/chatClient.js';
+import { createTestUser, startTestDaemon } from '../helpers/daemon.js';
 import { createTestDatabase } from '../helpers/db.js';
+import { metricValue } from '../helpers/metrics.js';
+import { startNatsServer } from '../helpers/nats.js';
+
+// This file's daemons share the run's nats-server with other files: they keep to a subject prefix of their own.
+const nats = { target: parseNatsUrls(inject('natsUrl')), subjectPrefix: `test_${randomBytes(4).toString('hex')}` };
 
 const coderNames = [
   'coder_pubsub_publishes_total',
@@ -43,6 +53,70 @@ describe('pubsub in the daemon', () => {
     expect(text).toMatch(/^coder_pubsub_connected 1$/m);
     expect(text).toMatch(/^coder_pubsub_publishes_total\{success="true"\} [1-9]/m);
     expect(text).toMatch(/^coder_pubsub_send_latency_seconds_count [1-9]/m);
+  });
+
+  it('exports the same set under coder_nats_pubsub_* on NATS, with the probe and the watchdog running over it', async () => {
+    const daemon = await startTestDaemon({ pubsub: 'nats', nats });
+    const scrape = async () => (await fetch(`${daemon.url}/metrics`)).text();
+    await expect.poll(async () => /coder_nats_pubsub_receive_latency_seconds_count (\d+)/.exec(await scrape())?.[1]).toMatch(/^[1-9]/);
+    const text = await scrape();
+    for (const name of coderNames) expect(text).toContain(`# TYPE ${name.replace('coder_pubsub_', 'coder_nats_pubsub_')} `);
+    expect(text).not.toContain('# TYPE coder_pubsub_');
+    expect(text).toMatch(/^coder_nats_pubsub_connected 1$/m);
+    // The watchdog's heartbeat on pubsub_watchdog is among the subscriptions.
+    expect(text).toMatch(/^coder_nats_pubsub_current_events [2-9]/m);
+  });
+
+  it('runs two replicas on one PostgreSQL and one NATS: a turn on A streams to a client of B, an interrupt on B stops it', async () => {
+    const { url } = await createTestDatabase();
+    const a = await startTestDaemon({ postgresUrl: url, pubsub: 'nats', nats, chat: { fakeTokens: 200, fakeTokenDelayMs: 25 } });
+    // B serves the API only, so the turn can only run on A.
+    const b = await startTestDaemon({ postgresUrl: url, pubsub: 'nats', nats, chat: { fakeTokens: 200, fakeTokenDelayMs: 25, maxConcurrentTurns: 0 } });
+    const user = await createTestUser(a);
+    const api = chatApi(b.url, user.token);
+    const chat = await api.createChat('across replicas over NATS');
+    const s = await openStream(b.url, user.token, chat.id);
+    await s.waitFor((e) => e.type === 'status' && e.status === 'running');
+    expect(a.chats.worker.runningTurns()).toBe(1);
+    expect((await api.interrupt(chat.id)).status).toBe(200);
+    await expect.poll(() => a.chats.worker.runningTurns()).toBe(0);
+    await s.waitFor((e) => e.type === 'status' && e.status === 'waiting');
+    await api.send(chat.id, 'again');
+    await s.waitFor((e) => e.type === 'message' && e.message.role === 'assistant', 20_000);
+    await s.waitFor((e, all) => e.type === 'status' && e.status === 'waiting' && all.indexOf(e) > all.findIndex((x) => x.type === 'message' && x.message.role === 'assistant'));
+    expect((await getChatByID(a.db, chat.id))!.status).toBe('waiting');
+    s.close();
+  });
+
+  it('rides out a nats-server restart mid-turn: streams on the other replica resync and equal the database', async () => {
+    const server = await startNatsServer();
+    onTestFinished(() => server.dispose());
+    const own = { target: parseNatsUrls(server.url), subjectPrefix: nats.subjectPrefix };
+    const { url } = await createTestDatabase();
+    const a = await startTestDaemon({ postgresUrl: url, pubsub: 'nats', nats: own, chat: { fakeTokens: 80, fakeTokenDelayMs: 25 } });
+    const b = await startTestDaemon({ postgresUrl: url, pubsub: 'nats', nats: own, chat: { fakeTokens: 80, fakeTokenDelayMs: 25, maxConcurrentTurns: 0 } });
+    const user = await createTestUser(a);
+    const api = chatApi(b.url, user.token);
+    const chats = await Promise.all(Array.from({ length: 10 }, (_, i) => api.createChat(`through a NATS restart ${i}`)));
+    const streams = await Promise.all(chats.map((c) => openStream(b.url, user.token, c.id)));
+    await Promise.all(streams.map((s) => s.waitFor((e) => e.type === 'status' && e.status === 'running')));
+    await server.stop();
+    await server.start();
+    const assistantMessages = (s: (typeof streams)[number]) => s.events().filter((e) => e.type === 'message' && e.message.role === 'assistant').length;
+    const finished = (s: (typeof streams)[number], turns: number) =>
+      expect.poll(() => assistantMessages(s) >= turns && s.statuses().at(-1) === 'waiting', { timeout: 30_000 }).toBe(true);
+    // Whatever the outage took (the end of a turn, or nothing), the drop signal makes B re-read.
+    await Promise.all(streams.map((s) => finished(s, 1)));
+    // And notices flow again: a second turn streams as usual.
+    for (const c of chats) expect((await api.send(c.id, 'again')).status).toBeLessThan(300);
+    await Promise.all(streams.map((s) => finished(s, 2)));
+    for (const d of [a, b]) expect(await metricValue(d.registry, 'coder_nats_pubsub_disconnections_total')).toBe(1);
+    for (const [i, c] of chats.entries()) {
+      const persisted = (await getChatMessagesAfter(a.db, c.id, 0, 100)).map((m) => m.id);
+      const streamed = streams[i]!.events().flatMap((e) => (e.type === 'message' ? [e.message.id] : []));
+      expect(streamed).toEqual(persisted);
+      streams[i]!.close();
+    }
   });
 
   it('reports a watchdog trip as fatal', async () => {

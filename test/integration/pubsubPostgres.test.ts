@@ -4,9 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/daemon/observability/logger.js';
 import { namedQuery } from '../../src/daemon/postgres/pool.js';
 import { createPgBatchSender, type BatchSender } from '../../src/daemon/pubsub/batching.js';
-import { createPostgresPubsub, pgListenerConnector, type ConnectListener, type PostgresPubsubOptions } from '../../src/daemon/pubsub/postgres.js';
+import { pgListenerConnector, type ConnectListener } from '../../src/daemon/pubsub/listener.js';
+import { createPostgresPubsub, type PostgresPubsubOptions } from '../../src/daemon/pubsub/postgres.js';
 import { ErrDroppedMessages } from '../../src/daemon/pubsub/pubsub.js';
 import { createTestPool } from '../helpers/db.js';
+import { metricValue } from '../helpers/metrics.js';
 
 const { db } = await createTestPool(4);
 const logger = silentLogger();
@@ -17,17 +19,17 @@ async function open(overrides: Partial<PostgresPubsubOptions> = {}) {
   return { ps, registry };
 }
 
-async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const metric = await registry.getSingleMetric(name)?.get();
-  const match = metric?.values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val) && (String(metric.type) !== 'histogram' || (v as { metricName?: string }).metricName?.endsWith('_count')));
-  return match?.value ?? NaN;
-}
 
 const listenerPidQ = namedQuery(
   'testListenerPid',
   "SELECT pid FROM pg_stat_activity WHERE application_name = 'coder-lite pubsub' AND datname = current_database()",
 );
 const terminateQ = namedQuery('testTerminate', 'SELECT pg_terminate_backend($1)');
+// Only a sender caught running a statement: its flush is in flight when it dies.
+const terminateActiveSenderQ = namedQuery(
+  'testTerminateActiveSender',
+  "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'coder-lite pubsub sender' AND state = 'active' AND datname = current_database()",
+);
 
 describe('PostgreSQL pubsub', () => {
   it('recovers from a killed LISTEN connection, signalling the drop before newer messages', async () => {
@@ -68,6 +70,68 @@ describe('PostgreSQL pubsub', () => {
     await ps.close();
   });
 
+  it('lives through its LISTEN and sender backends terminated mid-LISTEN and mid-flush: every publish lands, the drop signal first', async () => {
+    const { ps, registry } = await open({ reconnectInitialMs: 10 });
+    const got: Array<number | Error> = [];
+    let n = 0;
+    // Published messages the subscriber has neither received nor been told it may have lost.
+    let accounted = 0;
+    let progressed: () => void = () => undefined;
+    await ps.subscribeWithErr('terminated', (p, err) => {
+      got.push(err ?? Number(p!.toString()));
+      accounted = err ? n : accounted + 1;
+      progressed();
+    });
+    const late: string[] = [];
+    const dropAt = () => got.findIndex((g) => g instanceof ErrDroppedMessages);
+    let streaming = true;
+    // Bursts keep a flush in flight nearly all the time; at most 200 messages are outstanding, so a starved test
+    // process never overflows the subscriber's queue. A publish that rejects fails the test through `stream`.
+    const stream = (async () => {
+      while (streaming) {
+        if (n - accounted > 200) await new Promise<void>((r) => (progressed = r));
+        else await Promise.all(Array.from({ length: 20 }, () => ps.publish('terminated', String(n++))));
+      }
+    })();
+    try {
+      await expect.poll(() => got.length).toBeGreaterThan(100);
+      // Mid-flush: terminate the sender while it runs a statement, until a flush has failed.
+      await expect
+        .poll(
+          async () => {
+            await db.query(terminateActiveSenderQ);
+            return metricValue(registry, 'coder_pubsub_batch_flush_failures_total');
+          },
+          { timeout: 20_000 },
+        )
+        .toBeGreaterThanOrEqual(1);
+      // Mid-LISTEN: the listener dies while new channels are being listened.
+      const { rows } = await db.query<{ pid: number }>(listenerPidQ);
+      const lateSubscribes = Array.from({ length: 10 }, (_, i) => ps.subscribe(`late_${i}`, (p) => void late.push(p.toString())));
+      await db.query(terminateQ, [rows[0]!.pid]);
+      await Promise.all(lateSubscribes);
+      await expect.poll(() => metricValue(registry, 'coder_pubsub_disconnections_total')).toBe(1);
+      await expect.poll(() => ps.connected, { timeout: 10_000 }).toBe(true);
+      await expect.poll(() => (dropAt() < 0 ? 0 : got.length - dropAt()), { timeout: 10_000 }).toBeGreaterThan(100);
+    } finally {
+      // Stops the stream on a failure too; a publish that rejected fails the test here.
+      streaming = false;
+      progressed();
+      await stream;
+    }
+    const before = got.slice(0, dropAt()) as number[];
+    const after = got.slice(dropAt() + 1);
+    expect(after.every((g) => typeof g === 'number')).toBe(true);
+    const increasing = (xs: number[]) => xs.every((x, i) => i === 0 || x > xs[i - 1]!);
+    expect(increasing(before)).toBe(true);
+    expect(increasing(after as number[])).toBe(true);
+    expect(await metricValue(registry, 'coder_pubsub_batch_delegate_fallbacks_total')).toBeGreaterThanOrEqual(1);
+    // The channels subscribed during the outage are listened on the new connection.
+    for (let i = 0; i < 10; i++) await ps.publish(`late_${i}`, String(i));
+    await expect.poll(() => late.sort()).toEqual(Array.from({ length: 10 }, (_, i) => String(i)));
+    await ps.close();
+  });
+
   it('batches concurrent publishes into few transactions, in order', async () => {
     const { ps, registry } = await open();
     const got: number[] = [];
@@ -75,11 +139,10 @@ describe('PostgreSQL pubsub', () => {
     await Promise.all(Array.from({ length: 1000 }, (_, i) => ps.publish('batch', String(i))));
     await expect.poll(() => got.length).toBe(1000);
     expect(got).toEqual(Array.from({ length: 1000 }, (_, i) => i));
-    const { flushes, flushedMessages } = ps.stats();
-    expect(flushedMessages).toBe(1000);
+    const flushes = await metricValue(registry, 'coder_pubsub_batch_flushes_total');
+    expect(await metricValue(registry, 'coder_pubsub_batch_size', {}, 'sum')).toBe(1000);
     // The first flush goes alone; everything queued behind it shares the next transactions.
     expect(flushes).toBeLessThan(20);
-    expect(await metricValue(registry, 'coder_pubsub_batch_flushes_total')).toBe(flushes);
     expect(await metricValue(registry, 'coder_pubsub_batch_size')).toBe(flushes);
     await ps.close();
   });
@@ -114,12 +177,10 @@ describe('PostgreSQL pubsub', () => {
     await Promise.all(Array.from({ length: 50 }, (_, i) => ps.publish('fallback', String(i))));
     await expect.poll(() => got.length).toBe(50);
     expect(got).toEqual(Array.from({ length: 50 }, (_, i) => i));
-    const { flushFailures, fallbacks } = ps.stats();
-    expect(flushFailures).toBe(1);
+    const fallbacks = await metricValue(registry, 'coder_pubsub_batch_delegate_fallbacks_total');
+    expect(await metricValue(registry, 'coder_pubsub_batch_flush_failures_total')).toBe(1);
     expect(fallbacks).toBeGreaterThan(1);
     expect((db.stats().queries.publishNotify ?? 0) - queriesBefore).toBe(fallbacks);
-    expect(await metricValue(registry, 'coder_pubsub_batch_flush_failures_total')).toBe(1);
-    expect(await metricValue(registry, 'coder_pubsub_batch_delegate_fallbacks_total')).toBe(fallbacks);
     await ps.close();
   });
 
@@ -174,7 +235,6 @@ describe('PostgreSQL pubsub', () => {
 
     await Promise.all(second.map((c) => c()));
     expect(listened.size).toBe(0);
-    expect(ps.stats()).toMatchObject({ subscribers: 0, events: 0 });
     expect(await metricValue(registry, 'coder_pubsub_current_subscribers')).toBe(0);
     expect(await metricValue(registry, 'coder_pubsub_current_events')).toBe(0);
     await ps.close();

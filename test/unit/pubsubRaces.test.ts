@@ -1,9 +1,13 @@
+import pg from 'pg';
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 
 import { silentLogger } from '../../src/daemon/observability/logger.js';
 import type { BatchSender } from '../../src/daemon/pubsub/batching.js';
-import { createPostgresPubsub, type ConnectListener, type ListenerConnection, type ListenerEvents } from '../../src/daemon/pubsub/postgres.js';
+import type { ConnectListener, ListenerConnection, ListenerEvents } from '../../src/daemon/pubsub/listener.js';
+import { createPostgresPubsub, type PostgresPubsubOptions } from '../../src/daemon/pubsub/postgres.js';
 import { ErrDroppedMessages } from '../../src/daemon/pubsub/pubsub.js';
+import { metricValue } from '../helpers/metrics.js';
 
 /**
  * A LISTEN connection that pushes notifications into the pubsub *while* its LISTEN, UNLISTEN and close calls are in
@@ -68,16 +72,21 @@ function fakeBackend() {
   };
 }
 
-const make = (backend: ReturnType<typeof fakeBackend>) =>
-  createPostgresPubsub({
+async function make(backend: ReturnType<typeof fakeBackend>, overrides: Partial<PostgresPubsubOptions> = {}) {
+  const registry = new Registry();
+  const ps = await createPostgresPubsub({
     connectionConfig: {},
     pool: { query: () => Promise.reject(new Error('no pool in this test')) },
     logger: silentLogger(),
+    registry,
     connectListener: backend.connect,
     sender: backend.sender,
     latencyIntervalMs: 0,
     reconnectInitialMs: 1,
+    ...overrides,
   });
+  return Object.assign(ps, { metric: (name: string) => metricValue(registry, name) });
+}
 
 describe('PostgreSQL pubsub races (fake LISTEN connection)', () => {
   it('completes LISTEN, UNLISTEN and close while notifications arrive during each call', async () => {
@@ -118,7 +127,8 @@ describe('PostgreSQL pubsub races (fake LISTEN connection)', () => {
 
     await Promise.all(second.map((c) => c()));
     expect(conn.listened.size).toBe(0);
-    expect(ps.stats()).toMatchObject({ subscribers: 0, events: 0 });
+    expect(await ps.metric('coder_pubsub_current_subscribers')).toBe(0);
+    expect(await ps.metric('coder_pubsub_current_events')).toBe(0);
     await ps.close();
   });
 
@@ -143,7 +153,29 @@ describe('PostgreSQL pubsub races (fake LISTEN connection)', () => {
     expect(got[0]).toBe('before');
     expect(got[1]).toBeInstanceOf(ErrDroppedMessages);
     expect(got.slice(2, -1).every((g) => g === 'noise')).toBe(true);
-    expect(ps.stats()).toMatchObject({ disconnections: 1, dropSignals: 2 });
+    expect(await ps.metric('coder_pubsub_disconnections_total')).toBe(1);
+    expect(await ps.metric('coder_pubsub_dropped_signals_total')).toBe(2);
+    await ps.close();
+  });
+
+  it('treats a LISTEN that fails because its backend was terminated as done, before the connection reports the loss', async () => {
+    const backend = fakeBackend();
+    const ps = await make(backend);
+    const conn = backend.conns[0]!;
+    // As pg does for pg_terminate_backend: the statement rejects with 57P01, and 'error' comes a moment later.
+    conn.listen = async () => {
+      const err = Object.assign(new pg.DatabaseError('terminating connection due to administrator command', 0, 'error'), { code: '57P01' });
+      queueMicrotask(() => queueMicrotask(() => conn.events.lost(err)));
+      throw err;
+    };
+    const got: Array<string | Error> = [];
+    await ps.subscribeWithErr('terminated', (p, err) => void got.push(err ?? p!.toString()));
+    await expect.poll(() => ps.connected).toBe(true);
+    expect(backend.conns[1]!.listened.has('terminated')).toBe(true);
+    await ps.publish('terminated', 'after');
+    await expect.poll(() => got.length).toBe(2);
+    expect(got[0]).toBeInstanceOf(ErrDroppedMessages);
+    expect(got[1]).toBe('after');
     await ps.close();
   });
 
@@ -151,16 +183,7 @@ describe('PostgreSQL pubsub races (fake LISTEN connection)', () => {
     const backend = fakeBackend();
     let refuse = false;
     const connect: ConnectListener = (events) => (refuse ? Promise.reject(new Error('refused')) : backend.connect(events));
-    const ps = await createPostgresPubsub({
-      connectionConfig: {},
-      pool: { query: () => Promise.reject(new Error('no pool')) },
-      logger: silentLogger(),
-      connectListener: connect,
-      sender: backend.sender,
-      latencyIntervalMs: 0,
-      reconnectInitialMs: 1,
-      reconnectMaxMs: 5,
-    });
+    const ps = await make(backend, { connectListener: connect, reconnectMaxMs: 5 });
     refuse = true;
     backend.conns[0]!.events.lost(new Error('gone'));
     const got: Array<string | Error> = [];

@@ -43,6 +43,20 @@ describe('TailApp', () => {
     app.unmount();
   });
 
+  it('shows reconnecting… while the connection is down, and live again once it is back', async () => {
+    const feed = createTailFeed();
+    const app = render(<TailApp channels={['c']} feed={feed} refreshMs={5} color={false} />);
+    expect(app.lastFrame()).toContain('● live');
+    feed.push({ kind: 'connection', time: new Date(), connected: false, reason: 'Connection terminated unexpectedly' });
+    await expect.poll(() => app.lastFrame()).toContain('reconnecting…');
+    expect(app.lastFrame()).not.toContain('● live');
+    feed.push({ kind: 'connection', time: new Date(), connected: true });
+    feed.push({ kind: 'dropped', time: new Date(), channel: 'c' });
+    await expect.poll(() => app.lastFrame()).toContain('● live');
+    expect(app.lastFrame()).toContain('dropped signals: 1');
+    app.unmount();
+  });
+
   it('shows per-channel rates', async () => {
     let now = 0;
     const feed = createTailFeed();

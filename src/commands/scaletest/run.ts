@@ -4,6 +4,7 @@ import { Flags, type Interfaces } from '@oclif/core';
 import { createElement } from 'react';
 
 import { BaseCommand } from '../../cli/base.js';
+import { natsTargetFromFlags, pubsubFlags } from '../../cli/pubsub.js';
 import { ConfigError, parseDuration, parseHttpAddress, parsePostgresUrl, positiveInt } from '../../daemon/config.js';
 import { createLogger } from '../../daemon/observability/logger.js';
 import { renderHtml } from '../../scaletest/html.js';
@@ -26,6 +27,7 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\`. Exit
     '<%= config.bin %> scaletest run --chats 50 --turns 3 --report scaletest.html',
     '<%= config.bin %> scaletest run --no-config-cache --no-subscription-cache   # reproduce the starvation',
     '<%= config.bin %> scaletest run --max-queries-per-turn 12 --max-pool-wait-p99 5   # gate a release',
+    '<%= config.bin %> scaletest run --chats 1000 --turns 5 --pubsub nats --nats-url nats://127.0.0.1:4222',
     '<%= config.bin %> scaletest run --url http://127.0.0.1:3000 --token "$TOKEN" --llm-address 127.0.0.1:8090',
   ];
 
@@ -46,6 +48,7 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\`. Exit
     }),
     'postgres-url': Flags.string({ description: 'PostgreSQL for the in-process daemon. [default: a throwaway embedded PostgreSQL]', env: 'CODER_LITE_POSTGRES_URL' }),
     'postgres-pool-max': Flags.integer({ description: "The in-process daemon's pool size.", default: 10 }),
+    ...pubsubFlags(['postgres', 'nats']),
     'config-cache': Flags.boolean({ description: "The in-process daemon's chat config cache (--no-config-cache re-reads config every turn).", default: true, allowNo: true }),
     'subscription-cache': Flags.boolean({
       description: "The in-process daemon's web push subscription cache (--no-subscription-cache re-reads subscriptions every push).",
@@ -137,7 +140,7 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\`. Exit
       }
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`invalid --url "${flags.url}": the scheme must be http or https`);
       if (!flags.token) throw new ConfigError('--url needs --token (or CODER_LITE_TOKEN): the API token of the user the chats belong to');
-      for (const local of ['postgres-url', 'config-cache', 'subscription-cache'] as const) {
+      for (const local of ['postgres-url', 'config-cache', 'subscription-cache', 'pubsub', 'nats-url'] as const) {
         if (this.argv.some((a) => a === `--${local}` || a === `--no-${local}` || a.startsWith(`--${local}=`))) {
           throw new ConfigError(`--${local} configures the in-process daemon; it cannot be used with --url`);
         }
@@ -148,7 +151,8 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\`. Exit
       if (flags.token !== undefined && this.argv.some((a) => a === '--token' || a.startsWith('--token='))) throw new ConfigError('--token needs --url');
       if (flags['llm-address'] !== undefined) throw new ConfigError('--llm-address is for --url runs; the in-process daemon gets its own mock');
       if (flags['postgres-url']) parsePostgresUrl(flags['postgres-url']);
-      target = { kind: 'in-process', postgresUrl: flags['postgres-url'], postgresPoolMax: flags['postgres-pool-max'] };
+      const nats = natsTargetFromFlags(flags);
+      target = { kind: 'in-process', postgresUrl: flags['postgres-url'], postgresPoolMax: flags['postgres-pool-max'], nats };
     }
     return {
       target,

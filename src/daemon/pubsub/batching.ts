@@ -6,6 +6,7 @@ import type { Logger } from '../observability/logger.js';
 import type { NamedQuery, Queryable, Row } from '../postgres/pool.js';
 import { publishNotify, publishNotifyBatch } from '../store/pubsub.js';
 import type { PubsubMetrics } from './metrics.js';
+import { resolveConnectionConfig, type ConnectionConfigSource } from './listener.js';
 import { ErrPubsubClosed } from './pubsub.js';
 
 export interface Notification {
@@ -20,12 +21,19 @@ export interface BatchSender {
   close(): Promise<void>;
 }
 
-/** The dedicated sender: its own `pg.Client`, connected on first use and again after a reset. */
-export function createPgBatchSender(config: pg.ClientConfig, logger: Logger): BatchSender {
+/**
+ * The dedicated sender: its own `pg.Client`, connected on first use and again after a reset. A connection that cannot
+ * be made is retried after a backoff (100 ms doubling to 5 s); meanwhile flushes fail at once and fall back to the
+ * pool, so a database that is down costs no connection attempt per publish.
+ */
+export function createPgBatchSender(source: ConnectionConfigSource, logger: Logger): BatchSender {
   let client: Promise<pg.Client> | undefined;
+  let retryAt = 0;
+  let backoffMs = 0;
   const drop = (c: Promise<pg.Client>) => void c.then((cl) => cl.end(), () => undefined).catch(() => undefined);
 
-  function connect(): Promise<pg.Client> {
+  async function connect(): Promise<pg.Client> {
+    const config = await resolveConnectionConfig(source);
     // A flush that hangs (a dead peer) must fail and fall back rather than stall every publish behind it.
     const c = new pg.Client({
       ...config,
@@ -34,12 +42,19 @@ export function createPgBatchSender(config: pg.ClientConfig, logger: Logger): Ba
       connectionTimeoutMillis: 10_000,
       query_timeout: 30_000,
     });
-    const connecting = c.connect().then(() => c);
-    // A sender connection that dies while idle is replaced on the next flush.
+    // Listening before connecting: a connection that dies (idle, or mid-flush) must never raise an unhandled
+    // 'error'. The flush in progress rejects on its own; an idle one is replaced on the next flush.
     c.on('error', (err) => {
       logger.warn({ err }, 'pubsub sender connection failed; reconnecting on the next flush');
       if (client === connecting) client = undefined;
     });
+    const connecting = c.connect().then(
+      () => c,
+      async (err: unknown) => {
+        await c.end().catch(() => undefined);
+        throw err;
+      },
+    );
     return connecting;
   }
 
@@ -49,14 +64,18 @@ export function createPgBatchSender(config: pg.ClientConfig, logger: Logger): Ba
 
   return {
     async send(batch) {
+      if (!client && performance.now() < retryAt) throw new Error('pubsub sender: not reconnecting yet (backoff after a failed connect)');
       const connecting = (client ??= connect());
       let db: Queryable;
       try {
         db = asQueryable(await connecting);
       } catch (err) {
         if (client === connecting) client = undefined;
+        backoffMs = Math.min(Math.max(backoffMs * 2, 100), 5000);
+        retryAt = performance.now() + backoffMs;
         throw err;
       }
+      backoffMs = 0;
       if (batch.length === 1) {
         await publishNotify(db, batch[0]!.event, batch[0]!.payload);
       } else {
@@ -107,7 +126,6 @@ export class BatchingPublisher {
   private readonly maxCount: number;
   private readonly maxBytes: number;
   private readonly drainTimeoutMs: number;
-  readonly counts = { flushes: 0, flushedMessages: 0, failures: 0, fallbacks: 0 };
 
   constructor(
     private readonly sender: BatchSender,
@@ -177,18 +195,14 @@ export class BatchingPublisher {
         this.metrics.batchFlushDuration.observe((performance.now() - t0) / 1000);
         this.metrics.batchSize.observe(batch.length);
         this.metrics.batchFlushes.inc();
-        this.counts.flushes++;
-        this.counts.flushedMessages += batch.length;
         for (const p of batch) p.resolve();
       } catch (err) {
         this.metrics.batchFlushFailures.inc();
-        this.counts.failures++;
         this.logger.warn({ err, messages: batch.length }, 'pubsub flush failed; replaying through the pool');
         this.sender.reset();
         // In order and before anything queued later, so subscribers still see publish order.
         for (const p of batch) {
           this.metrics.batchDelegateFallbacks.inc();
-          this.counts.fallbacks++;
           try {
             await this.fallback(p);
             p.resolve();

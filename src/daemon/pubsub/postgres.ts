@@ -1,79 +1,19 @@
-import pg from 'pg';
 import type { Registry } from 'prom-client';
 
 import type { Logger } from '../observability/logger.js';
+import { isConnectionError } from '../postgres/errors.js';
 import type { Queryable } from '../postgres/pool.js';
-import { listen, publishNotify, unlisten } from '../store/pubsub.js';
+import { publishNotify } from '../store/pubsub.js';
 import { BatchingPublisher, createPgBatchSender, type BatchSender, type BatchingOptions } from './batching.js';
 import { startLatencyProbe, type LatencyProbe } from './latency.js';
-import { createPubsubMetrics, type PubsubMetrics } from './metrics.js';
-import {
-  colossalPayloadBytes,
-  ErrPubsubClosed,
-  validateChannel,
-  validatePayload,
-  type Cancel,
-  type Listener,
-  type ListenerWithErr,
-  type Pubsub,
-} from './pubsub.js';
-import { MessageQueue, withoutErr } from './queue.js';
-
-/** The LISTEN side of one connection. A fake stands in for it in race tests. */
-export interface ListenerConnection {
-  listen(event: string): Promise<void>;
-  unlisten(event: string): Promise<void>;
-  close(): Promise<void>;
-}
-
-export interface ListenerEvents {
-  notification(event: string, payload: string): void;
-  /** The connection is gone (error or end); called at most once. */
-  lost(err: Error): void;
-}
-
-export type ConnectListener = (events: ListenerEvents) => Promise<ListenerConnection>;
-
-/** One dedicated `pg.Client` for LISTEN: a pooled client would be handed to someone else and miss notifications. */
-export function pgListenerConnector(config: pg.ClientConfig): ConnectListener {
-  return async (events) => {
-    // Keepalive notices a dead peer that never sends a FIN; the connect timeout keeps a reconnect from hanging.
-    const client = new pg.Client({ ...config, application_name: 'coder-lite pubsub', keepAlive: true, connectionTimeoutMillis: 10_000 });
-    let gone = false;
-    const lost = (err: Error) => {
-      if (gone) return;
-      gone = true;
-      events.lost(err);
-    };
-    client.on('error', lost);
-    client.on('end', () => lost(new Error('pubsub: LISTEN connection ended')));
-    client.on('notification', (n) => events.notification(n.channel, n.payload ?? ''));
-    try {
-      await client.connect();
-    } catch (err) {
-      gone = true;
-      throw err;
-    }
-    // One statement at a time: channels sync independently, and pg deprecates overlapping queries on one client.
-    let tail: Promise<unknown> = Promise.resolve();
-    const serial = (fn: () => Promise<void>): Promise<void> => {
-      const run = tail.then(fn);
-      tail = run.catch(() => undefined);
-      return run;
-    };
-    return {
-      listen: (event) => serial(() => listen(client, event)),
-      unlisten: (event) => serial(() => unlisten(client, event)),
-      async close() {
-        gone = true;
-        await client.end().catch(() => undefined);
-      },
-    };
-  };
-}
+import { pgListenerConnector, type ConnectionConfigSource, type ConnectListener, type ListenerConnection, type ListenerEvents } from './listener.js';
+import { countPublish, createPubsubMetrics } from './metrics.js';
+import { ErrPubsubClosed, validateChannel, validatePayload, type Listener, type Pubsub } from './pubsub.js';
+import { withoutErr } from './queue.js';
+import { SubscriptionRegistry, type Channel } from './subscriptions.js';
 
 export interface PostgresPubsubOptions {
-  connectionConfig: pg.ClientConfig;
+  connectionConfig: ConnectionConfigSource;
   /** Publishes go through here, one by one, when a batched flush fails. */
   pool: Queryable;
   logger: Logger;
@@ -90,49 +30,25 @@ export interface PostgresPubsubOptions {
   reconnectMaxMs?: number;
   /** Background latency probe period; 0 turns it off. Default 10 s. */
   latencyIntervalMs?: number;
-}
-
-export interface PubsubStats {
-  connected: boolean;
-  subscribers: number;
-  events: number;
-  publishes: number;
-  flushes: number;
-  flushedMessages: number;
-  flushFailures: number;
-  fallbacks: number;
-  received: number;
-  dropSignals: number;
-  disconnections: number;
+  /** Told when the LISTEN connection is lost (with why) and when it is back with every channel listened. */
+  onConnectionChange?: (connected: boolean, err?: Error) => void;
 }
 
 export interface PostgresPubsub extends Pubsub {
   /** True while the LISTEN connection is up with every active channel listened. */
   readonly connected: boolean;
-  stats(): PubsubStats;
-}
-
-/** A channel's subscriptions and whether the LISTEN connection is (believed to be) listening on it. */
-interface Channel {
-  readonly event: string;
-  readonly queues: Set<MessageQueue>;
-  listening: boolean;
-  /** LISTEN/UNLISTEN for one channel run one after another, in call order (Coder #15312). */
-  tail: Promise<void>;
 }
 
 /**
- * PostgreSQL LISTEN/NOTIFY pubsub. Notifications are dispatched synchronously into per-subscription queues that never
- * block, so no LISTEN/UNLISTEN reply can wait on a listener, and no dispatch waits on a LISTEN (Coder #11950).
+ * PostgreSQL LISTEN/NOTIFY pubsub: the shared subscription registry over one LISTEN connection, and the batching
+ * sender for NOTIFY. A channel's handle is the connection generation it was listened on.
  */
 export async function createPostgresPubsub(opts: PostgresPubsubOptions): Promise<PostgresPubsub> {
   const { logger } = opts;
-  const metrics: PubsubMetrics = createPubsubMetrics(opts.registry);
+  const metrics = createPubsubMetrics(opts.registry);
   const connectListener = opts.connectListener ?? pgListenerConnector(opts.connectionConfig);
   const initialBackoff = opts.reconnectInitialMs ?? 1000;
   const maxBackoff = opts.reconnectMaxMs ?? 60_000;
-  const channels = new Map<string, Channel>();
-  const counts = { publishes: 0, received: 0, dropSignals: 0, disconnections: 0, subscribers: 0 };
 
   let conn: ListenerConnection | undefined;
   /** Bumped for every connection, so events from a replaced one are ignored. */
@@ -143,34 +59,43 @@ export async function createPostgresPubsub(opts: PostgresPubsubOptions): Promise
   let reconnecting: Promise<void> | undefined;
   let wakeReconnect: (() => void) | undefined;
   let reconnectTimer: NodeJS.Timeout | undefined;
-  /** While re-listening after a reconnect, notifications wait here so the drop signal goes first. */
-  let held: Array<[string, Buffer]> | undefined;
 
-  metrics.connected.set(0);
-  const onDropSignal = () => {
-    counts.dropSignals++;
-    metrics.droppedSignals.inc();
+  const setConnected = (value: boolean, err?: Error) => {
+    if (connected === value) return;
+    connected = value;
+    metrics.connected.set(value ? 1 : 0);
+    opts.onConnectionChange?.(value, err);
   };
 
-  function dispatch(event: string, payload: Buffer): void {
-    const ch = channels.get(event);
-    if (!ch) return;
-    for (const q of ch.queues) q.enqueue(payload);
+  /** Brings the server's LISTEN state for one channel in line with its subscriptions. */
+  async function sync(ch: Channel<number>): Promise<void> {
+    const c = conn;
+    const gen = generation;
+    if (!c) return;
+    const want = ch.queues.size > 0;
+    try {
+      if (want && ch.handle === undefined) {
+        await c.listen(ch.event);
+        if (gen === generation) ch.handle = gen;
+      } else if (!want && ch.handle !== undefined) {
+        await c.unlisten(ch.event);
+        ch.handle = undefined;
+      }
+    } catch (err) {
+      // A lost connection is the reconnect's business: it re-LISTENs every active channel. The statement can
+      // fail (57P01 on a terminated backend) before the connection reports itself lost. Anything else is a
+      // refusal by the server on a live connection, and the caller's.
+      if (gen === generation && !isConnectionError(err)) throw err;
+      ch.handle = undefined;
+    }
   }
 
-  function onNotification(event: string, text: string): void {
-    const payload = Buffer.from(text, 'utf8');
-    counts.received++;
-    metrics.receivedBytes.inc(payload.length);
-    metrics.messages.inc({ size: payload.length >= colossalPayloadBytes ? 'colossal' : 'normal' });
-    if (held) held.push([event, payload]);
-    else dispatch(event, payload);
-  }
+  const subscriptions = new SubscriptionRegistry<number>({ logger, metrics, isClosed: () => closing !== undefined, sync });
 
   function eventsFor(gen: number): ListenerEvents {
     return {
       notification: (event, text) => {
-        if (gen === generation) onNotification(event, text);
+        if (gen === generation) subscriptions.receive(event, Buffer.from(text, 'utf8'));
       },
       lost: (err) => onLost(gen, err),
     };
@@ -181,50 +106,12 @@ export async function createPostgresPubsub(opts: PostgresPubsubOptions): Promise
     const old = conn;
     conn = undefined;
     generation++;
-    for (const ch of channels.values()) ch.listening = false;
-    if (connected) {
-      connected = false;
-      metrics.connected.set(0);
-    }
-    counts.disconnections++;
+    for (const ch of subscriptions.all()) ch.handle = undefined;
     metrics.disconnections.inc();
     logger.warn({ err }, 'pubsub lost its LISTEN connection; reconnecting');
+    setConnected(false, err);
     void old?.close();
     reconnecting ??= reconnectLoop().finally(() => (reconnecting = undefined));
-  }
-
-  /** Brings the server's LISTEN state for one channel in line with its subscriptions. Runs on the channel's chain. */
-  async function sync(ch: Channel): Promise<void> {
-    const c = conn;
-    const gen = generation;
-    if (c) {
-      const want = ch.queues.size > 0;
-      try {
-        if (want && !ch.listening) {
-          await c.listen(ch.event);
-          if (gen === generation) ch.listening = true;
-        } else if (!want && ch.listening) {
-          await c.unlisten(ch.event);
-          ch.listening = false;
-        }
-      } catch (err) {
-        // A lost connection is the reconnect's business: it re-LISTENs every active channel. A refusal by the
-        // server (a DatabaseError on a live connection) is the caller's.
-        if (err instanceof pg.DatabaseError && gen === generation) throw err;
-        ch.listening = false;
-      }
-    }
-    // Forget the channel only if nobody subscribed while the UNLISTEN was in flight.
-    if (ch.queues.size === 0 && !ch.listening && channels.get(ch.event) === ch) {
-      channels.delete(ch.event);
-      metrics.currentEvents.set(channels.size);
-    }
-  }
-
-  function onChain(ch: Channel): Promise<void> {
-    const run = ch.tail.then(() => sync(ch));
-    ch.tail = run.catch(() => undefined);
-    return run;
   }
 
   async function connect(): Promise<boolean> {
@@ -255,72 +142,24 @@ export async function createPostgresPubsub(opts: PostgresPubsubOptions): Promise
         continue;
       }
       const gen = generation;
-      held ??= [];
-      for (const ch of [...channels.values()]) {
-        await onChain(ch).catch((err: unknown) => logger.error({ err, event: ch.event }, 'pubsub cannot re-LISTEN'));
+      subscriptions.hold();
+      for (const ch of subscriptions.all()) {
+        await subscriptions.resync(ch).catch((err: unknown) => logger.error({ err, event: ch.event }, 'pubsub cannot re-LISTEN'));
       }
       if (gen !== generation || closed) continue;
-      // Subscribers learn of possible loss after LISTEN is back (a re-read now sees everything) and before any
-      // message that arrived since.
-      for (const ch of channels.values()) for (const q of ch.queues) q.signalDropped();
-      const waiting = held;
-      held = undefined;
-      for (const [event, payload] of waiting) dispatch(event, payload);
-      connected = true;
-      metrics.connected.set(1);
-      logger.info({ channels: channels.size }, 'pubsub reconnected');
+      subscriptions.release();
+      setConnected(true);
+      logger.info({ channels: subscriptions.all().length }, 'pubsub reconnected');
       return;
     }
-  }
-
-  async function subscribeQueue(event: string, listener: ListenerWithErr): Promise<Cancel> {
-    try {
-      if (closing) throw new ErrPubsubClosed();
-      validateChannel(event);
-    } catch (err) {
-      metrics.subscribes.inc({ success: 'false' });
-      throw err;
-    }
-    let ch = channels.get(event);
-    if (!ch) {
-      ch = { event, queues: new Set(), listening: false, tail: Promise.resolve() };
-      channels.set(event, ch);
-      metrics.currentEvents.set(channels.size);
-    }
-    const queue = new MessageQueue(listener, { logger, event, onDropSignal });
-    ch.queues.add(queue);
-    counts.subscribers++;
-    metrics.currentSubscribers.inc();
-    let cancelled: Promise<void> | undefined;
-    const channel = ch;
-    const cancel: Cancel = () =>
-      (cancelled ??= (async () => {
-        queue.close();
-        if (!channel.queues.delete(queue)) return;
-        counts.subscribers--;
-        metrics.currentSubscribers.dec();
-        // Safe from inside the subscription's own listener: nothing here waits on delivery.
-        if (channel.queues.size === 0) await onChain(channel).catch((err: unknown) => logger.warn({ err, event }, 'pubsub UNLISTEN failed'));
-      })());
-    try {
-      await onChain(channel);
-    } catch (err) {
-      metrics.subscribes.inc({ success: 'false' });
-      await cancel();
-      throw new Error(`pubsub: cannot LISTEN on ${event}`, { cause: err });
-    }
-    metrics.subscribes.inc({ success: 'true' });
-    return cancel;
   }
 
   const sender = opts.sender ?? createPgBatchSender(opts.connectionConfig, logger);
   const batcher = new BatchingPublisher(sender, (n) => publishNotify(opts.pool, n.event, n.payload), logger, metrics, opts.batching);
 
+  metrics.connected.set(0);
   await connect();
-  if (conn) {
-    connected = true;
-    metrics.connected.set(1);
-  }
+  if (conn) setConnected(true);
 
   let probe: LatencyProbe | undefined;
 
@@ -328,24 +167,16 @@ export async function createPostgresPubsub(opts: PostgresPubsubOptions): Promise
     get connected() {
       return connected;
     },
-    async publish(event, payload) {
-      let bytes: number;
-      try {
+    publish: (event, payload) =>
+      countPublish(metrics, async () => {
         if (closed) throw new ErrPubsubClosed();
         validateChannel(event);
         const buf = validatePayload(payload);
-        bytes = buf.length;
-        await batcher.publish(event, typeof payload === 'string' ? payload : buf.toString('utf8'), bytes);
-      } catch (err) {
-        metrics.publishes.inc({ success: 'false' });
-        throw err;
-      }
-      counts.publishes++;
-      metrics.publishes.inc({ success: 'true' });
-      metrics.publishedBytes.inc(bytes);
-    },
-    subscribe: (event: string, listener: Listener) => subscribeQueue(event, withoutErr(listener)),
-    subscribeWithErr: subscribeQueue,
+        await batcher.publish(event, typeof payload === 'string' ? payload : buf.toString('utf8'), buf.length);
+        return buf.length;
+      }),
+    subscribe: (event: string, listener: Listener) => subscriptions.subscribe(event, withoutErr(listener)),
+    subscribeWithErr: (event, listener) => subscriptions.subscribe(event, listener),
     close() {
       return (closing ??= (async () => {
         await probe?.stop();
@@ -357,35 +188,13 @@ export async function createPostgresPubsub(opts: PostgresPubsubOptions): Promise
         clearTimeout(reconnectTimer);
         wakeReconnect?.();
         await reconnecting;
-        for (const ch of channels.values()) {
-          for (const q of ch.queues) q.close();
-          ch.queues.clear();
-        }
-        channels.clear();
-        counts.subscribers = 0;
-        metrics.currentSubscribers.set(0);
-        metrics.currentEvents.set(0);
+        subscriptions.close();
         connected = false;
         metrics.connected.set(0);
         const c = conn;
         conn = undefined;
         await c?.close();
       })());
-    },
-    stats() {
-      return {
-        connected,
-        subscribers: counts.subscribers,
-        events: channels.size,
-        publishes: counts.publishes,
-        flushes: batcher.counts.flushes,
-        flushedMessages: batcher.counts.flushedMessages,
-        flushFailures: batcher.counts.failures,
-        fallbacks: batcher.counts.fallbacks,
-        received: counts.received,
-        dropSignals: counts.dropSignals,
-        disconnections: counts.disconnections,
-      };
     },
   };
 

@@ -74,11 +74,15 @@ export function validateChannel(event: string): void {
   if (event.includes('\0')) throw new PubsubInputError('pubsub: channel must not contain a NUL byte', 'channel-nul');
 }
 
-/** Checks a payload against PostgreSQL's NOTIFY rules and returns it as bytes. */
-export function validatePayload(payload: Buffer | string): Buffer {
+/**
+ * Checks a payload against PostgreSQL's NOTIFY rules and returns it as bytes. Every backend keeps the content rules
+ * (UTF-8, no NUL), so a payload that works on one works on all; only the size limit is the backend's own (NATS: the
+ * server's max_payload).
+ */
+export function validatePayload(payload: Buffer | string, maxBytes: number = maxPayloadBytes): Buffer {
   const buf = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
-  if (buf.length > maxPayloadBytes) {
-    throw new PubsubInputError(`pubsub: payload must be shorter than ${maxPayloadBytes + 1} bytes (got ${buf.length})`, 'payload-length');
+  if (buf.length > maxBytes) {
+    throw new PubsubInputError(`pubsub: payload must be shorter than ${maxBytes + 1} bytes (got ${buf.length})`, 'payload-length');
   }
   // A JS string with a lone surrogate encodes to U+FFFD, so only Buffers can carry invalid UTF-8.
   if (typeof payload !== 'string' && !isUtf8(buf)) throw new PubsubInputError('pubsub: payload must be valid UTF-8', 'payload-utf8');
