@@ -143,20 +143,25 @@ try {
     for (const ws of pausedWs) ws.terminate();
   }
 
-  // A 50 MiB history, written straight to the database the daemon uses.
+  // A 50 MiB history, written straight to the database the daemon uses; a small one to warm up on.
   const history = (await post('/api/experimental/chats', { message: 'history' })).body.id;
+  const warmup = (await post('/api/experimental/chats', { message: 'warm-up' })).body.id;
   const pgUrl = await run(['server', 'postgres-builtin-url', '--data-dir', dataDir]);
   const db = createDatabase({ connectionString: pgUrl, max: 4 });
   const piece = 'x'.repeat(100 * 1024);
   const messages = Math.ceil((historyMiB * 1024 * 1024) / piece.length);
   for (let i = 0; i < messages; i++) await insertChatMessage(db, history, 'assistant', `${i} ${piece}`);
+  for (let i = 0; i < 20; i++) await insertChatMessage(db, warmup, 'assistant', `${i} ${piece}`);
   await db.close();
 
-  // One reading client first, so what a first snapshot warms up (code, pools) is in the baseline.
+  // A paused client and a reading one on the small history first, so what a first snapshot warms up (code, pools,
+  // buffers) is in the baseline without 50 MiB of garbage in it.
   let received = 0;
-  const reader = await stream(history, (events) => (received += events.filter((e) => e.type === 'message').length));
-  await waitUntil(() => received >= messages + 2, 'the reading client to get the whole history');
+  const warmPaused = await stream(warmup, undefined, true);
+  const reader = await stream(warmup, (events) => (received += events.filter((e) => e.type === 'message').length));
+  await waitUntil(() => received >= 22, 'the reading client to get the small history');
   reader.close();
+  warmPaused.terminate();
   await sleep(3000);
   const before = rssMiB();
   const pausedWs = await Promise.all(Array.from({ length: rssClients }, () => stream(history, undefined, true)));

@@ -155,7 +155,9 @@ export function frameWriter(socket: FrameSocket, opts: FrameWriterOptions): Fram
     inFlight--;
     if (inFlight > 0) return;
     inFlightLargest = 0;
-    if (pending.count > 0) schedule(true);
+    // Parts alone still wait out their window: a client that reads fast gets them in a few frames a second, not one
+    // write per token.
+    if (pending.count > 0) schedule(urgent || pending.bytes > opts.backlogBytes);
     else wake();
   };
 
@@ -179,7 +181,7 @@ export function frameWriter(socket: FrameSocket, opts: FrameWriterOptions): Fram
     }
   };
 
-  /** Waits for the socket while a batch is out; else sends now (`now`), or within the parts window. */
+  /** Waits for the socket while a batch is out; else sends at once (`now`), or at the end of the parts window. */
   const schedule = (now: boolean) => {
     if (inFlight > 0 || immediate) return;
     if (now) {
