@@ -12,7 +12,8 @@ import { ErrDroppedMessages, ErrPubsubClosed, maxPayloadBytes, PubsubInputError,
 import { queueCapacity } from '../../src/daemon/pubsub/queue.js';
 import { createTestPool } from '../helpers/db.js';
 
-let pool: ReturnType<typeof createTestPool> | undefined;
+// Made at file level, so it lives (and is cleaned up) with the file, not with the first test that uses it.
+const { db } = await createTestPool(2);
 // The run's nats-server is shared by every test file: this file's subjects live under a prefix of its own.
 const natsPrefix = `test_${randomBytes(4).toString('hex')}`;
 
@@ -29,7 +30,6 @@ const backends: Array<[string, Backend]> = [
     'postgres',
     {
       async make() {
-        const { db } = await (pool ??= createTestPool(2));
         return createPostgresPubsub({ connectionConfig: db.connectionConfig, pool: db, logger: silentLogger(), latencyIntervalMs: 0 });
       },
       maxPayload: maxPayloadBytes,
