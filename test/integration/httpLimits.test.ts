@@ -22,7 +22,7 @@ const log = capturingLogger();
 // Timeouts shrunk so the test is quick; the defaults are the same mechanism with larger numbers.
 const daemon = await startTestDaemon({
   logger: log.logger,
-  http: { headersTimeoutMs: 300, requestTimeoutMs: 600, keepAliveTimeoutMs: 300, idleSocketTimeoutMs: 900, timeoutCheckIntervalMs: 100, maxConnections: 40, wsPingIntervalMs: 150 },
+  http: { headersTimeoutMs: 300, requestTimeoutMs: 600, keepAliveTimeoutMs: 300, timeoutCheckIntervalMs: 100, maxConnections: 40, wsPingIntervalMs: 150 },
   chat: { fakeTokens: 2, fakeTokenDelayMs: 0 },
 });
 const { token } = await createTestUser(daemon);

@@ -30,8 +30,6 @@ export interface HttpLimits {
   requestTimeoutMs: number;
   /** An idle keep-alive connection is closed after this. */
   keepAliveTimeoutMs: number;
-  /** A connection with no traffic at all for this long is destroyed (WebSockets excepted: they have pings). */
-  idleSocketTimeoutMs: number;
   /** How often Node checks the header and request timeouts (they are only as exact as this). */
   timeoutCheckIntervalMs: number;
   /** Open connections (WebSockets included); a request on one past the cap is answered 503. */
@@ -46,7 +44,6 @@ export const defaultHttpLimits: HttpLimits = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 20_000,
   keepAliveTimeoutMs: 5_000,
-  idleSocketTimeoutMs: 30_000,
   timeoutCheckIntervalMs: 1_000,
   maxConnections: 10_000,
   wsMaxPayload: 8 * 1024,
@@ -71,7 +68,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     bodyLimit: limits.bodyLimit,
     requestTimeout: limits.requestTimeoutMs,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
-    connectionTimeout: limits.idleSocketTimeoutMs,
+    // No socket inactivity timeout on top: the header and request timeouts and keep-alive bound every phase of a
+    // connection; a 30 s inactivity timer made the console's service-worker tests in Chromium lose pushes.
     http: { maxHeaderSize: limits.maxHeaderSize, headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: limits.timeoutCheckIntervalMs },
     // Route params are ids and names: keep them short so a hostile URL costs nothing.
     routerOptions: { maxParamLength: 200 },
