@@ -4,7 +4,7 @@ import type { Browser, BrowserContext, BrowserContextOptions, Page, Worker } fro
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { startPushSink } from '../../src/scaletest/pushSink.js';
-import { haveChromium, launchChromium } from '../helpers/browser.js';
+import { haveChromium, launchChromium, pushDeliverer } from '../helpers/browser.js';
 import { chatApi } from '../helpers/chatClient.js';
 import { createTestUser, startTestDaemon } from '../helpers/daemon.js';
 
@@ -340,19 +340,7 @@ describe.skipIf(!haveChromium)('web console in headless Chromium', () => {
       page = await signIn(context);
       expect(await page.evaluate(() => navigator.serviceWorker.ready.then((r) => r.active?.scriptURL))).toBe(`${origin}/sw.js`);
       worker = context.serviceWorkers()[0] ?? (await context.waitForEvent('serviceworker'));
-      // Pushes go in through the DevTools protocol, as DevTools' own "Push" button sends them.
-      const cdp = await context.newCDPSession(page);
-      const registrationId = new Promise<string>((resolve) =>
-        cdp.on('ServiceWorker.workerRegistrationUpdated', (e) => {
-          const live = e.registrations.find((r) => !r.isDeleted && r.scopeURL === `${origin}/`);
-          if (live) resolve(live.registrationId);
-        }),
-      );
-      await cdp.send('ServiceWorker.enable');
-      const id = await registrationId;
-      deliver = async (payload) => {
-        await cdp.send('ServiceWorker.deliverPushMessage', { origin, registrationId: id, data: JSON.stringify(payload) });
-      };
+      deliver = await pushDeliverer(context, page, origin);
     });
 
     afterAll(() => context?.close());

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { getWebpushSubscriptionsByUserID } from '../../src/daemon/store/webpush.js';
 import { startPushSink, type SinkSubscription } from '../../src/scaletest/pushSink.js';
-import { haveChromium, launchChromium } from '../helpers/browser.js';
+import { haveChromium, launchChromium, pushDeliverer } from '../helpers/browser.js';
 import { chatApi } from '../helpers/chatClient.js';
 import { createTestUser, startTestDaemon } from '../helpers/daemon.js';
 
@@ -75,18 +75,7 @@ describe.skipIf(!haveChromium)('push notifications users keep (headless Chromium
     await page.click('#sign-in button[type=submit]');
     await page.locator('#who', { hasText: alice.user.username }).waitFor();
     worker = context.serviceWorkers()[0] ?? (await context.waitForEvent('serviceworker'));
-    const cdp = await context.newCDPSession(page);
-    const registrationId = new Promise<string>((resolve) =>
-      cdp.on('ServiceWorker.workerRegistrationUpdated', (e) => {
-        const live = e.registrations.find((r) => !r.isDeleted && r.scopeURL === `${origin}/`);
-        if (live) resolve(live.registrationId);
-      }),
-    );
-    await cdp.send('ServiceWorker.enable');
-    const id = await registrationId;
-    deliver = async (payload) => {
-      await cdp.send('ServiceWorker.deliverPushMessage', { origin, registrationId: id, data: JSON.stringify(payload) });
-    };
+    deliver = await pushDeliverer(context, page, origin);
     expect((await subscribe(sink.newSubscription())).status).toBe(204);
   });
 

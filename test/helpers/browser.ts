@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 /** Debian's Chromium (`.ci/run` installs it); `CODER_LITE_CHROMIUM` points elsewhere. */
 export const chromiumPath = process.env.CODER_LITE_CHROMIUM ?? '/usr/bin/chromium';
@@ -14,4 +14,23 @@ export function launchChromium(opts: { hostRules?: string[] } = {}): Promise<Bro
   const args = ['--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
   if (opts.hostRules?.length) args.push(`--host-resolver-rules=${opts.hostRules.join(', ')}`);
   return chromium.launch({ executablePath: chromiumPath, headless: true, args });
+}
+
+/**
+ * Hands payloads to the console's service worker as a push service would, through the DevTools protocol (what
+ * DevTools' own "Push" button sends).
+ */
+export async function pushDeliverer(context: BrowserContext, page: Page, origin: string): Promise<(payload: unknown) => Promise<void>> {
+  const cdp = await context.newCDPSession(page);
+  const registrationId = new Promise<string>((resolve) =>
+    cdp.on('ServiceWorker.workerRegistrationUpdated', (e) => {
+      const live = e.registrations.find((r) => !r.isDeleted && r.scopeURL === `${origin}/`);
+      if (live) resolve(live.registrationId);
+    }),
+  );
+  await cdp.send('ServiceWorker.enable');
+  const id = await registrationId;
+  return async (payload) => {
+    await cdp.send('ServiceWorker.deliverPushMessage', { origin, registrationId: id, data: JSON.stringify(payload) });
+  };
 }

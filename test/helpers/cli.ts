@@ -57,3 +57,16 @@ export function startServerProcess(args: string[], opts: { env?: Record<string, 
     void exited.then((code) => reject(new Error(`server exited (${code}) before listening: ${stderr}`)));
   });
 }
+
+/** Runs a TypeScript module snippet in a fresh Node process (to prove it exits by itself); its stdout parsed as JSON. */
+export async function runScript(script: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string; output: unknown }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  clearTimeout(killer);
+  return { code, stderr, output: stdout ? (JSON.parse(stdout) as unknown) : undefined };
+}

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
@@ -8,6 +7,7 @@ import { parseNatsUrls } from '../../src/daemon/pubsub/nats.js';
 import { getChatByID } from '../../src/daemon/store/chats.js';
 import { getChatMessagesAfter } from '../../src/daemon/store/messages.js';
 import { chatApi, openStream } from '../helpers/chatClient.js';
+import { runScript } from '../helpers/cli.js';
 import { createTestUser, startTestDaemon } from '../helpers/daemon.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { metricValue } from '../helpers/metrics.js';
@@ -159,19 +159,9 @@ describe('pubsub in the daemon', () => {
       await db.close();
       process.stdout.write(JSON.stringify({ got, same }));
     `;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      env: { ...process.env, PG_URL: url },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-    clearTimeout(killer);
+    const { code, stderr, output } = await runScript(script, { PG_URL: url });
     expect(stderr).toBe('');
     expect(code).toBe(0);
-    expect(JSON.parse(stdout)).toEqual({ got: 2, same: true });
+    expect(output).toEqual({ got: 2, same: true });
   });
 });

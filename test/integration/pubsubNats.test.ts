@@ -13,6 +13,7 @@ import { describe, expect, inject, it, onTestFinished } from 'vitest';
 import { silentLogger } from '../../src/daemon/observability/logger.js';
 import { channelSubject, createNatsPubsub, NatsDisconnectedError, parseNatsUrls, type NatsPubsubOptions } from '../../src/daemon/pubsub/nats.js';
 import { ErrDroppedMessages } from '../../src/daemon/pubsub/pubsub.js';
+import { runScript } from '../helpers/cli.js';
 import { metricValue } from '../helpers/metrics.js';
 import { startNatsServer } from '../helpers/nats.js';
 
@@ -205,19 +206,9 @@ describe('NATS pubsub', () => {
       await first;
       process.stdout.write(JSON.stringify({ got, same }));
     `;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      env: { ...process.env, NATS_URL: url },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-    clearTimeout(killer);
+    const { code, stderr, output } = await runScript(script, { NATS_URL: url });
     expect(stderr).toBe('');
     expect(code).toBe(0);
-    expect(JSON.parse(stdout)).toEqual({ got: 2, same: true });
+    expect(output).toEqual({ got: 2, same: true });
   });
 });
