@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 
-import { BaseCommand, databaseFlags } from '../cli/base.js';
+import { BaseCommand, databaseFlags, errorMessage } from '../cli/base.js';
 import { formatDuration, readConfigFile, redactConfig, toYaml } from '../cli/configFile.js';
 import { ExitCode } from '../cli/exitCodes.js';
 import { durationFlag, FlagValueError, httpAddressFlag, httpUrlFlag, intFlag } from '../cli/flags.js';
@@ -103,7 +103,7 @@ export default class Server extends BaseCommand {
       // A bad value from the file is blamed on the file's key, not on a flag nobody typed.
       if (err instanceof FlagValueError) {
         const name = fromFile.find(([key]) => err.message.includes(`--${key}`))?.[0];
-        if (name) throw new FlagValueError(err.message.replace(`--${name}`, `${name} in ${path}`), { cause: err });
+        if (name) err.message = errorMessage(err).replaceAll(`--${name}`, `${name} in ${path}`);
       }
       throw err;
     }
