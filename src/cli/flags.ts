@@ -60,4 +60,5 @@ export const postgresUrlFlag = Flags.custom<string>({ parse: checked((v) => pars
 /** `host:port`, kept as written (the daemon parses it again when it listens). */
 export const httpAddressFlag = Flags.custom<string>({ parse: checked((v) => (parseHttpAddress(v), v)) });
 
-export const httpUrlFlag = Flags.custom<URL>({ parse: checked((v, name) => parseHttpUrl(name, v)) });
+/** An absolute http(s) URL, kept as written: `new URL()` would add a trailing slash the daemon then puts in links. */
+export const httpUrlFlag = Flags.custom<string>({ parse: checked((v, name) => (parseHttpUrl(name, v), v)) });

@@ -145,7 +145,7 @@ export default class Server extends BaseCommand {
       nats: nats && { target: nats },
       chat: {
         provider: flags['chat-provider'] as 'fake' | 'openai-compat',
-        llmBaseUrl: flags['llm-base-url']?.toString(),
+        llmBaseUrl: flags['llm-base-url'],
         llmApiKey: flags['llm-api-key'],
         llmModel: flags['llm-model'],
         heartbeatIntervalMs: flags['chat-heartbeat-interval'],
@@ -153,7 +153,7 @@ export default class Server extends BaseCommand {
         fakeTokens: flags['fake-tokens'],
         fakeTokenDelayMs: flags['fake-token-delay'],
       },
-      accessUrl: flags['access-url']?.toString(),
+      accessUrl: flags['access-url'],
       webpush: {
         enabled: flags.webpush,
         subject: flags['webpush-subject'],
@@ -161,7 +161,7 @@ export default class Server extends BaseCommand {
         ttlSeconds: flags['webpush-ttl'],
       },
     });
-    if (human) process.stderr.write(banner(daemon, { dataDir, embedded: !flags['postgres-url'], pubsub: flags.pubsub, accessUrl: flags['access-url']?.toString() }));
+    if (human) process.stderr.write(banner(daemon, { dataDir, embedded: !flags['postgres-url'], pubsub: flags.pubsub, accessUrl: flags['access-url'] }));
 
     const outcome = await new Promise<{ signal: string } | { fatal: Error }>((resolve) => {
       const onSignal = (signal: string) => resolve({ signal });
@@ -194,7 +194,7 @@ export default class Server extends BaseCommand {
     for (const name of ['log-level', ...Object.keys(Server.flags)]) {
       if (name === 'config' || name === 'write-config') continue;
       const v = flags[name];
-      values[name] = v instanceof URL ? v.toString() : durationKeys.has(name) && typeof v === 'number' ? formatDuration(v) : v;
+      values[name] = durationKeys.has(name) && typeof v === 'number' ? formatDuration(v) : v;
     }
     return redactConfig(values, new Set(['llm-api-key', 'nats-token']), new Set(['postgres-url', 'nats-url']));
   }

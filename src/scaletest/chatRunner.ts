@@ -101,6 +101,8 @@ export class ChatRunner {
   private nextChat = 0;
   /** Every chat the daemon created, with the token that owns it: what a remote run archives afterwards. */
   readonly created: Array<{ id: string; token: string }> = [];
+  /** Turn durations (s) since the last takeRecentTurnDurations(): the timeline's percentiles per interval. */
+  private recent: number[] = [];
 
   constructor(private readonly opts: ChatRunnerOptions) {
     // Every active chat and every request in flight listens to the one stop signal.
@@ -153,6 +155,12 @@ export class ChatRunner {
     } finally {
       await this.http.close().catch(() => undefined);
     }
+  }
+
+  takeRecentTurnDurations(): number[] {
+    const r = this.recent;
+    this.recent = [];
+    return r;
   }
 
   private prompt(index: number, turn: number): string {
@@ -273,6 +281,7 @@ export class ChatRunner {
             if (w.runningAt !== undefined) this.timeToRunning.record((w.runningAt - w.sentAt) / 1000);
             if (w.firstPartAt !== undefined) this.timeToFirstPart.record((w.firstPartAt - w.sentAt) / 1000);
             this.turnDuration.record((now - w.sentAt) / 1000);
+            this.recent.push((now - w.sentAt) / 1000);
             this.progress.turnsCompleted++;
             this.progress.pushesExpected += owner.subscriptions;
             resolve();

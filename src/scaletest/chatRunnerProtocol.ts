@@ -10,6 +10,8 @@ export interface ChatRunnerLike {
   readonly timeToFirstPart: { summary(): LatencySummary };
   readonly turnDuration: { summary(): LatencySummary };
   run(barrier: Promise<void>): Promise<void>;
+  /** Turn durations (s) finished since the last call. */
+  takeRecentTurnDurations(): number[];
 }
 
 /** The worker's final results, copied over once at the end. */
@@ -25,4 +27,6 @@ export interface WorkerReport {
 /** Main → worker: release the barrier, or stop (`deadline` makes unfinished chats fail as timeout). */
 export type ToWorker = { type: 'go' } | { type: 'stop'; deadline: boolean };
 /** Worker → main: progress now and then, the full results at the end. */
-export type FromWorker = { type: 'progress'; progress: ChatRunner['progress'] } | { type: 'done'; report: WorkerReport };
+export type FromWorker =
+  | { type: 'progress'; progress: ChatRunner['progress']; recentTurnDurations: number[] }
+  | { type: 'done'; report: WorkerReport; recentTurnDurations: number[] };

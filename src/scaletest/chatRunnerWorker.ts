@@ -11,7 +11,7 @@ const runner = new ChatRunner({ ...(workerData as Omit<ChatRunnerOptions, 'signa
 let release!: () => void;
 const barrier = new Promise<void>((resolve) => (release = resolve));
 // Progress is copied over every 100 ms: the main thread samples it once a second.
-const ticker = setInterval(() => port.postMessage({ type: 'progress', progress: runner.progress } satisfies FromWorker), 100);
+const ticker = setInterval(() => port.postMessage({ type: 'progress', progress: runner.progress, recentTurnDurations: runner.takeRecentTurnDurations() } satisfies FromWorker), 100);
 port.on('message', (m: ToWorker) => {
   if (m.type === 'go') release();
   else stop.abort(m.deadline ? 'deadline' : new Error('interrupted'));
@@ -28,5 +28,6 @@ port.postMessage({
     timeToFirstPart: runner.timeToFirstPart.summary(),
     turnDuration: runner.turnDuration.summary(),
   },
+  recentTurnDurations: runner.takeRecentTurnDurations(),
 } satisfies FromWorker);
 port.close();

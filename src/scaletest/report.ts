@@ -130,6 +130,16 @@ export interface TimelinePoint {
   poolTotal: number;
   activeChats: number;
   failedChats: number;
+  /** Turn duration percentiles (ms) of the turns that finished in the interval; 0 when none did. */
+  turnDurationMs: { p50: number; p95: number; p99: number };
+}
+
+/** Nearest-rank percentiles of one interval's samples (seconds in, milliseconds out). */
+export function intervalPercentiles(seconds: number[]): { p50: number; p95: number; p99: number } {
+  if (seconds.length === 0) return { p50: 0, p95: 0, p99: 0 };
+  const sorted = [...seconds].sort((a, b) => a - b);
+  const at = (q: number) => round(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! * 1000, 3);
+  return { p50: at(0.5), p95: at(0.95), p99: at(0.99) };
 }
 
 /**

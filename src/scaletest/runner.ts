@@ -17,6 +17,7 @@ import { startLlmMock, type LlmMock } from './llmMock.js';
 import { inProcessProbe, remoteProbe, type DaemonFigures, type DaemonProbe, type PoolSample } from './probe.js';
 import { bucketDelta, histogramMaxBound, histogramQuantile } from './promText.js';
 import {
+  intervalPercentiles,
   latencyMs,
   queryRows,
   round,
@@ -358,6 +359,7 @@ async function runPhase(ctx: RunContext, stop: AbortController): Promise<Sampled
       poolTotal: s?.total ?? 0,
       activeChats: p.active,
       failedChats: p.chatsFailed,
+      turnDurationMs: intervalPercentiles(runner.takeRecentTurnDurations()),
     });
     emit();
   };

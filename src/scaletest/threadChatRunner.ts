@@ -15,12 +15,19 @@ export class ThreadChatRunner implements ChatRunnerLike {
   failureSamples: ChatRunner['failureSamples'] = [];
   created: ChatRunner['created'] = [];
   private final?: WorkerReport;
+  private recent: number[] = [];
   private readonly empty: LatencySummary = { count: 0, mean: 0, p50: 0, p95: 0, p99: 0, max: 0 };
   readonly timeToRunning = fixed(() => this.final?.timeToRunning ?? this.empty);
   readonly timeToFirstPart = fixed(() => this.final?.timeToFirstPart ?? this.empty);
   readonly turnDuration = fixed(() => this.final?.turnDuration ?? this.empty);
 
   constructor(private readonly opts: ChatRunnerOptions) {}
+
+  takeRecentTurnDurations(): number[] {
+    const r = this.recent;
+    this.recent = [];
+    return r;
+  }
 
   async run(barrier: Promise<void>): Promise<void> {
     const { signal, timeoutReason, ...data } = this.opts;
@@ -31,6 +38,7 @@ export class ThreadChatRunner implements ChatRunnerLike {
       worker.on('error', reject);
       worker.on('exit', () => (this.final ? resolve() : reject(new Error('the chat runner thread exited without a report'))));
       worker.on('message', (m: FromWorker) => {
+        for (const d of m.recentTurnDurations) this.recent.push(d);
         if (m.type === 'progress') this.progress = m.progress;
         else {
           this.final = m.report;

@@ -4,6 +4,7 @@ import { LatencyRecorder } from '../../src/daemon/observability/quantiles.js';
 import { renderHtml } from '../../src/scaletest/html.js';
 import {
   formatText,
+  intervalPercentiles,
   latencyMs,
   queryRows,
   starvingQueries,
@@ -47,9 +48,9 @@ function sampleReport(overrides: Partial<ScaletestReport> = {}): ScaletestReport
     llm: { requests: 296, completed: 296, failed: 0 },
     thresholds: [],
     timeline: [
-      { t: 0, turnsCompleted: 0, turnsPerSecond: 0, poolWaiting: 0, poolTotal: 1, activeChats: 100, failedChats: 0 },
-      { t: 1, turnsCompleted: 80, turnsPerSecond: 80, poolWaiting: 6, poolTotal: 10, activeChats: 100, failedChats: 0 },
-      { t: 2, turnsCompleted: 150, turnsPerSecond: 70, poolWaiting: 3, poolTotal: 10, activeChats: 60, failedChats: 1 },
+      { t: 0, turnsCompleted: 0, turnsPerSecond: 0, poolWaiting: 0, poolTotal: 1, activeChats: 100, failedChats: 0, turnDurationMs: { p50: 0, p95: 0, p99: 0 } },
+      { t: 1, turnsCompleted: 80, turnsPerSecond: 80, poolWaiting: 6, poolTotal: 10, activeChats: 100, failedChats: 0, turnDurationMs: { p50: 0, p95: 0, p99: 0 } },
+      { t: 2, turnsCompleted: 150, turnsPerSecond: 70, poolWaiting: 3, poolTotal: 10, activeChats: 60, failedChats: 1, turnDurationMs: { p50: 0, p95: 0, p99: 0 } },
     ],
     passed: false,
     ...overrides,
@@ -64,6 +65,14 @@ describe('queryRows', () => {
     expect(rows.find((r) => r.name === 'getEnabledChatProviders')).toEqual({ name: 'getEnabledChatProviders', count: 0, perTurn: 0, totalMs: 0, meanMs: 0 });
     expect(queryRows({ a: 4 }, 2, { a: 0.01 })[0]).toMatchObject({ name: 'a', totalMs: 10, meanMs: 2.5 });
     expect(queryRows({ a: 1 }, 0)[0]!.perTurn).toBe(0);
+  });
+});
+
+describe('intervalPercentiles', () => {
+  it("gives each timeline interval its own turn-duration percentiles, in ms", () => {
+    expect(intervalPercentiles([])).toEqual({ p50: 0, p95: 0, p99: 0 });
+    const seconds = Array.from({ length: 100 }, (_, i) => (i + 1) / 1000);
+    expect(intervalPercentiles(seconds)).toEqual({ p50: 50, p95: 95, p99: 99 });
   });
 });
 

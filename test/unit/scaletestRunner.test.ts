@@ -127,6 +127,8 @@ describe('runScaletest against a remote daemon', () => {
     expect(report.push).toMatchObject({ expected: 72, received: 72 });
     expect(report.timeline.length).toBeGreaterThan(0);
     expect(report.timeline.at(-1)!.turnsCompleted).toBe(36);
+    // Every finished turn lands in one interval's percentiles.
+    expect(report.timeline.some((p) => p.turnDurationMs.p50 > 0)).toBe(true);
     const s = summarize(report);
     expect(s.pass + s.fail).toBe(s.total);
   });

@@ -167,7 +167,7 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\` (--js
     let target: Target;
     if (flags.url !== undefined) {
       const llmAddress = flags['llm-address'] !== undefined ? parseHttpAddress(flags['llm-address']) : undefined;
-      target = { kind: 'remote', url: flags.url.origin, token: flags.token!, llmAddress };
+      target = { kind: 'remote', url: new URL(flags.url).origin, token: flags.token!, llmAddress };
     } else {
       const nats = natsTargetFromFlags(flags);
       target = { kind: 'in-process', postgresUrl: flags['postgres-url'], postgresPoolMax: flags['postgres-pool-max'], nats };
