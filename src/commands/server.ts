@@ -1,15 +1,20 @@
 import { Flags } from '@oclif/core';
 
-import { BaseCommand, databaseFlags } from '../cli/base.js';
+import { BaseCommand, databaseFlags, errorMessage } from '../cli/base.js';
+import { formatDuration, readConfigFile, redactConfig, toYaml } from '../cli/configFile.js';
+import { ExitCode } from '../cli/exitCodes.js';
+import { durationFlag, FlagValueError, httpAddressFlag, httpUrlFlag, intFlag } from '../cli/flags.js';
 import { natsTargetFromFlags, pubsubFlags } from '../cli/pubsub.js';
-import { ConfigError, parseDuration, parseHttpAddress, parseHttpUrl, parsePostgresUrl, positiveInt } from '../daemon/config.js';
-import { startDaemon } from '../daemon/index.js';
+import { ConfigError } from '../daemon/config.js';
+import { startDaemon, type Daemon } from '../daemon/index.js';
 import { createLogger, type LogFormat } from '../daemon/observability/logger.js';
 import { defaultDataDir } from '../daemon/postgres/embedded.js';
-import type { NatsTarget } from '../daemon/pubsub/nats.js';
 import { isConnectionError } from '../daemon/postgres/errors.js';
+import { describeConnection } from '../daemon/postgres/pool.js';
+import type { NatsTarget } from '../daemon/pubsub/nats.js';
 import { normalizeSubject } from '../daemon/webpush/vapid.js';
 
+const durationKeys = new Set(['fake-token-delay', 'shutdown-grace', 'chat-heartbeat-interval', 'chat-stale-after']);
 export default class Server extends BaseCommand {
   static override description =
     'Run the coder-lite daemon: HTTP API, chat streams, pubsub and Web Push. Without --postgres-url it runs an embedded PostgreSQL in --data-dir.';
@@ -23,9 +28,18 @@ export default class Server extends BaseCommand {
 
   static override flags = {
     ...databaseFlags,
-    'http-address': Flags.string({ description: 'Address the HTTP API listens on.', default: '127.0.0.1:3000', env: 'CODER_LITE_HTTP_ADDRESS' }),
-    'postgres-pool-max': Flags.integer({ description: 'Maximum connections in the database pool.', default: 10, env: 'CODER_LITE_POSTGRES_POOL_MAX' }),
-    'log-format': Flags.string({ description: 'Log format on stderr.', options: ['json', 'pretty'], default: 'json', env: 'CODER_LITE_LOG_FORMAT' }),
+    config: Flags.string({
+      description: 'A YAML file whose keys are these flag names (http-address: 0.0.0.0:3000). A flag beats its env variable, which beats the file.',
+      env: 'CODER_LITE_CONFIG',
+    }),
+    'write-config': Flags.boolean({ description: 'Print the effective configuration as YAML (secrets redacted) and exit; a starting point for --config.' }),
+    'http-address': httpAddressFlag({ description: 'Address the HTTP API listens on.', default: '127.0.0.1:3000', env: 'CODER_LITE_HTTP_ADDRESS' }),
+    'postgres-pool-max': intFlag({ description: 'Maximum connections in the database pool.', min: 1, max: 1000, default: 10, env: 'CODER_LITE_POSTGRES_POOL_MAX' }),
+    'log-format': Flags.string({
+      description: 'Log format on stderr. [default: a short banner and pretty logs on a terminal, json otherwise]',
+      options: ['json', 'pretty'],
+      env: 'CODER_LITE_LOG_FORMAT',
+    }),
     ...pubsubFlags(['postgres', 'nats', 'memory']),
     'chat-provider': Flags.string({
       description: 'The default model provider, seeded at start: fake (built in, deterministic) or openai-compat (any /v1/chat/completions server).',
@@ -33,22 +47,30 @@ export default class Server extends BaseCommand {
       default: 'fake',
       env: 'CODER_LITE_CHAT_PROVIDER',
     }),
-    'llm-base-url': Flags.string({ description: 'openai-compat: the base URL up to /v1, e.g. http://127.0.0.1:8080/v1.', env: 'CODER_LITE_LLM_BASE_URL' }),
+    'llm-base-url': httpUrlFlag({ description: 'openai-compat: the base URL up to /v1, e.g. http://127.0.0.1:8080/v1.', env: 'CODER_LITE_LLM_BASE_URL' }),
     'llm-api-key': Flags.string({ description: 'openai-compat: the API key (kept in memory, never stored or logged).', env: 'CODER_LITE_LLM_API_KEY' }),
     'llm-model': Flags.string({ description: 'The default model name. [default: fake-model, or gpt-4o-mini for openai-compat]', env: 'CODER_LITE_LLM_MODEL' }),
-    'fake-tokens': Flags.integer({ description: 'fake provider: pieces per reply.', default: 8, env: 'CODER_LITE_FAKE_TOKENS' }),
-    'fake-token-delay': Flags.string({ description: 'fake provider: delay before each piece.', default: '20ms', env: 'CODER_LITE_FAKE_TOKEN_DELAY' }),
+    'fake-tokens': intFlag({ description: 'fake provider: pieces per reply.', min: 1, max: 1_000_000, default: 8, env: 'CODER_LITE_FAKE_TOKENS' }),
+    'fake-token-delay': durationFlag({ description: 'fake provider: delay before each piece.', default: 20, env: 'CODER_LITE_FAKE_TOKEN_DELAY' }),
     webpush: Flags.boolean({ description: 'Web Push notifications after chat turns; --no-webpush turns the API off.', default: true, allowNo: true, env: 'CODER_LITE_WEBPUSH' }),
     'webpush-subject': Flags.string({
       description: 'The VAPID subject push services may contact: an https: URL or an e-mail (mailto: is added). [default: the access URL when https]',
       env: 'CODER_LITE_WEBPUSH_SUBJECT',
+      parse: async (input) => {
+        try {
+          normalizeSubject(input);
+        } catch (err) {
+          throw new FlagValueError((err as Error).message, { cause: err });
+        }
+        return input;
+      },
     }),
     'webpush-allow-insecure-endpoints': Flags.boolean({
       description: 'Development only: accept http and loopback/private push endpoints.',
       default: false,
       env: 'CODER_LITE_WEBPUSH_ALLOW_INSECURE_ENDPOINTS',
     }),
-    'webpush-ttl': Flags.integer({
+    'webpush-ttl': intFlag({
       description: 'Seconds a push service keeps a notification for an offline device (the TTL header); 0 delivers now or never.',
       default: 48 * 3600,
       min: 0,
@@ -56,61 +78,68 @@ export default class Server extends BaseCommand {
       max: 28 * 24 * 3600,
       env: 'CODER_LITE_WEBPUSH_TTL',
     }),
-    'access-url': Flags.string({ description: 'The URL users reach this daemon at. [default: the listen URL]', env: 'CODER_LITE_ACCESS_URL' }),
-    'shutdown-grace': Flags.string({
+    'access-url': httpUrlFlag({ description: 'The URL users reach this daemon at. [default: the listen URL]', env: 'CODER_LITE_ACCESS_URL' }),
+    'shutdown-grace': durationFlag({
       description: 'On SIGTERM/SIGINT, how long in-flight requests may take before their connections are cut; a second signal cuts at once.',
-      default: '10s',
+      default: 10_000,
       env: 'CODER_LITE_SHUTDOWN_GRACE',
     }),
-    'chat-heartbeat-interval': Flags.string({ description: 'How often running turns heartbeat.', default: '30s', hidden: true }),
-    'chat-stale-after': Flags.string({ description: 'A running chat with an older heartbeat returns to pending.', default: '5m', hidden: true }),
+    'chat-heartbeat-interval': durationFlag({ description: 'How often running turns heartbeat.', default: 30_000, hidden: true }),
+    'chat-stale-after': durationFlag({ description: 'A running chat with an older heartbeat returns to pending.', default: 300_000, hidden: true }),
   };
 
+  /** Flags, then env variables, then --config, then defaults: the file only fills what the first two left unset. */
+  private async parseWithConfigFile() {
+    const first = await this.parse(Server);
+    const path = first.flags.config;
+    if (!path) return first;
+    const unset = (name: string) => (first.flags as Record<string, unknown>)[name] === undefined || first.metadata.flags[name]?.setFromDefault === true;
+    const flags = Server.flags as unknown as Record<string, { type: 'boolean' | 'option'; allowNo?: boolean }>;
+    const tokens = await readConfigFile(path, { ...flags, 'log-level': { type: 'option' } }, new Set(['config', 'write-config']));
+    const fromFile = [...tokens].filter(([name]) => unset(name));
+    try {
+      return await this.parse(Server, [...this.argv, ...fromFile.map(([, token]) => token)]);
+    } catch (err) {
+      // A bad value from the file is blamed on the file's key, not on a flag nobody typed.
+      if (err instanceof FlagValueError) {
+        const name = fromFile.find(([key]) => err.message.includes(`--${key}`))?.[0];
+        if (name) err.message = errorMessage(err).replaceAll(`--${name}`, `${name} in ${path}`);
+      }
+      throw err;
+    }
+  }
+
   async run(): Promise<void> {
-    const { flags } = await this.parse(Server);
-    let heartbeatIntervalMs: number;
-    let staleAfterMs: number;
-    let fakeTokenDelayMs: number;
-    let shutdownGraceMs: number;
+    const { flags } = await this.parseWithConfigFile();
     let nats: NatsTarget | undefined;
     try {
       nats = natsTargetFromFlags(flags);
-      parseHttpAddress(flags['http-address']);
-      if (flags['postgres-url']) parsePostgresUrl(flags['postgres-url']);
-      positiveInt('--postgres-pool-max', flags['postgres-pool-max'], 1000);
-      if (flags['chat-provider'] === 'openai-compat') {
-        if (!flags['llm-base-url']) throw new ConfigError('--chat-provider openai-compat needs --llm-base-url');
-        parseHttpUrl('--llm-base-url', flags['llm-base-url']);
-      }
-      heartbeatIntervalMs = parseDuration('--chat-heartbeat-interval', flags['chat-heartbeat-interval']);
-      staleAfterMs = parseDuration('--chat-stale-after', flags['chat-stale-after']);
-      fakeTokenDelayMs = parseDuration('--fake-token-delay', flags['fake-token-delay']);
-      shutdownGraceMs = parseDuration('--shutdown-grace', flags['shutdown-grace']);
-      if (flags['access-url']) parseHttpUrl('--access-url', flags['access-url']);
-      if (flags['webpush-subject']) {
-        try {
-          normalizeSubject(flags['webpush-subject']);
-        } catch (err) {
-          throw new ConfigError((err as Error).message);
-        }
-      }
-      positiveInt('--fake-tokens', flags['fake-tokens'], 1_000_000);
+      if (flags['chat-provider'] === 'openai-compat' && !flags['llm-base-url']) throw new ConfigError('--chat-provider openai-compat needs --llm-base-url');
     } catch (err) {
       if (err instanceof ConfigError) this.usageError(err.message);
       throw err;
     }
-    const logger = createLogger({ level: flags['log-level'] as 'info', format: flags['log-format'] as LogFormat });
+    if (flags['write-config']) {
+      process.stdout.write(await toYaml(this.effectiveConfig(flags)));
+      return;
+    }
+    // A person at a terminal gets a banner and readable logs; anything else (a service manager, a pipe) gets JSON.
+    const human = flags['log-format'] === undefined && Boolean(process.stderr.isTTY);
+    const format: LogFormat = (flags['log-format'] as LogFormat | undefined) ?? (human ? 'pretty' : 'json');
+    const logger = createLogger({ level: flags['log-level'] as 'info', format });
+    const shutdownGraceMs = flags['shutdown-grace'];
     // A lost database connection must never take the replica down, even from a promise nobody awaited; anything
     // else unhandled is a bug and still ends the process.
     process.on('unhandledRejection', (err) => {
       if (!isConnectionError(err)) throw err;
       logger.error({ err }, 'unhandled database connection failure (the replica goes on)');
     });
+    const dataDir = flags['data-dir'] ?? defaultDataDir();
     const daemon = await startDaemon({
       logger,
       httpAddress: flags['http-address'],
       postgresUrl: flags['postgres-url'],
-      dataDir: flags['data-dir'] ?? defaultDataDir(),
+      dataDir,
       postgresPoolMax: flags['postgres-pool-max'],
       pubsub: flags.pubsub as 'postgres' | 'memory' | 'nats',
       nats: nats && { target: nats },
@@ -119,10 +148,10 @@ export default class Server extends BaseCommand {
         llmBaseUrl: flags['llm-base-url'],
         llmApiKey: flags['llm-api-key'],
         llmModel: flags['llm-model'],
-        heartbeatIntervalMs,
-        staleAfterMs,
+        heartbeatIntervalMs: flags['chat-heartbeat-interval'],
+        staleAfterMs: flags['chat-stale-after'],
         fakeTokens: flags['fake-tokens'],
-        fakeTokenDelayMs,
+        fakeTokenDelayMs: flags['fake-token-delay'],
       },
       accessUrl: flags['access-url'],
       webpush: {
@@ -132,6 +161,7 @@ export default class Server extends BaseCommand {
         ttlSeconds: flags['webpush-ttl'],
       },
     });
+    if (human) process.stderr.write(banner(daemon, { dataDir, embedded: !flags['postgres-url'], pubsub: flags.pubsub, accessUrl: flags['access-url'] }));
 
     const outcome = await new Promise<{ signal: string } | { fatal: Error }>((resolve) => {
       const onSignal = (signal: string) => resolve({ signal });
@@ -155,6 +185,32 @@ export default class Server extends BaseCommand {
     clearTimeout(graceTimer);
     logger.info('shutdown complete');
     logger.flush();
-    this.exit('fatal' in outcome ? 1 : 0);
+    this.exit('fatal' in outcome ? ExitCode.failure : ExitCode.ok);
   }
+
+  /** Every flag with its value now, durations as written, secrets redacted: `--write-config > coder-lite.yaml`. */
+  private effectiveConfig(flags: Record<string, unknown>): Record<string, unknown> {
+    const values: Record<string, unknown> = {};
+    for (const name of ['log-level', ...Object.keys(Server.flags)]) {
+      if (name === 'config' || name === 'write-config') continue;
+      const v = flags[name];
+      values[name] = durationKeys.has(name) && typeof v === 'number' ? formatDuration(v) : v;
+    }
+    return redactConfig(values, new Set(['llm-api-key', 'nats-token']), new Set(['postgres-url', 'nats-url']));
+  }
+}
+
+/** The start as `coder server` shows it: where to go, what it runs on. */
+function banner(daemon: Daemon, o: { dataDir: string; embedded: boolean; pubsub: string; accessUrl?: string }): string {
+  const db = describeConnection(daemon.db.connectionConfig);
+  const lines = [
+    `coder-lite is running`,
+    `  URL        ${o.accessUrl ?? daemon.url}${o.accessUrl ? ` (listening on ${daemon.url})` : ''}`,
+    `  Data dir   ${o.dataDir}`,
+    `  Database   ${o.embedded ? `embedded PostgreSQL (${db})` : db}`,
+    `  Pubsub     ${o.pubsub === 'postgres' ? 'PostgreSQL LISTEN/NOTIFY' : o.pubsub}`,
+    `  Web push   ${daemon.webpush ? `VAPID public key ${daemon.webpush.vapid.current.publicKey}` : 'off'}`,
+    '',
+  ];
+  return `${lines.join('\n')}\n`;
 }

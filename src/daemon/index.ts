@@ -235,7 +235,8 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
     const url = `http://${host}:${addr.port}`;
     publicUrl ??= url;
     logger.info({ url, version }, 'coder-lite is listening');
-    if (webpush && !(config.accessUrl ?? url).startsWith('https:')) {
+    // Browsers treat loopback as a secure context, so only a non-https, non-loopback access URL stops subscriptions.
+    if (webpush && !isSecureContextUrl(config.accessUrl ?? url)) {
       logger.warn({ accessUrl: config.accessUrl ?? url }, 'web push: the access URL is not https; browsers only subscribe from secure contexts (localhost aside)');
     }
 
@@ -325,4 +326,12 @@ async function startWebpush(config: DaemonConfig, db: Database, pubsub: Pubsub, 
   // Runs after the worker has stopped (stops run in reverse), so the last turns' pushes are sent.
   life.defer('pushes after turns', () => turnPush.drain());
   return { service, vapid, turnPush, presence };
+}
+
+/** https, or plain http on loopback (which browsers also count as a secure context). */
+function isSecureContextUrl(value: string): boolean {
+  const { protocol, hostname } = new URL(value);
+  if (protocol === 'https:') return true;
+  const host = hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\./.test(host);
 }

@@ -38,6 +38,10 @@ export interface ChatRunnerOptions {
   timeoutReason?: unknown;
   /** Keep-alive connections for the HTTP calls. Default 64. */
   httpConnections?: number;
+  /** Open loop: start a new chat every 1/rate s whatever is still running (concurrency then only caps). */
+  rate?: number;
+  /** Turn n sends prompts[(n - 1) % length]; without them a numbered filler message. */
+  prompts?: string[];
 }
 
 export interface RunProgress {
@@ -95,6 +99,10 @@ export class ChatRunner {
   private readonly http: Pool;
   private readonly wsBase: string;
   private nextChat = 0;
+  /** Every chat the daemon created, with the token that owns it: what a remote run archives afterwards. */
+  readonly created: Array<{ id: string; token: string }> = [];
+  /** Turn durations (s) since the last takeRecentTurnDurations(): the timeline's percentiles per interval. */
+  private recent: number[] = [];
 
   constructor(private readonly opts: ChatRunnerOptions) {
     // Every active chat and every request in flight listens to the one stop signal.
@@ -110,6 +118,7 @@ export class ChatRunner {
    * they start together.
    */
   async run(barrier: Promise<void>): Promise<void> {
+    if (this.opts.rate !== undefined) return this.runOpenLoop(barrier, this.opts.rate);
     const workers = Array.from({ length: Math.min(this.opts.concurrency, this.opts.chats) }, async () => {
       await barrier;
       for (let i = this.nextChat++; i < this.opts.chats; i = this.nextChat++) {
@@ -125,6 +134,38 @@ export class ChatRunner {
     } finally {
       await this.http.close().catch(() => undefined);
     }
+  }
+
+  /** Arrivals on a fixed schedule, so a slow daemon meets the same offered load (k6's arrival-rate executors). */
+  private async runOpenLoop(barrier: Promise<void>, rate: number): Promise<void> {
+    await barrier;
+    const started = performance.now();
+    const running: Array<Promise<void>> = [];
+    try {
+      for (let i = 0; i < this.opts.chats; i++) {
+        const due = started + (i * 1000) / rate - performance.now();
+        if (due > 0) await sleep(due, undefined, { signal: this.opts.signal }).catch(() => undefined);
+        if (this.opts.signal.aborted || this.progress.active >= this.opts.concurrency) {
+          this.fail(this.opts.signal.aborted ? this.stopped('stopped before it started') : new ChatFailure('dropped', `arrival ${i} found --concurrency chats still running`));
+          continue;
+        }
+        running.push(this.runChat(i));
+      }
+      await Promise.all(running);
+    } finally {
+      await this.http.close().catch(() => undefined);
+    }
+  }
+
+  takeRecentTurnDurations(): number[] {
+    const r = this.recent;
+    this.recent = [];
+    return r;
+  }
+
+  private prompt(index: number, turn: number): string {
+    const p = this.opts.prompts;
+    return p && p.length > 0 ? p[(turn - 1) % p.length]! : `scaletest chat ${index} turn ${turn}`;
   }
 
   /** Why a chat stopped when the run was stopped under it. */
@@ -240,6 +281,7 @@ export class ChatRunner {
             if (w.runningAt !== undefined) this.timeToRunning.record((w.runningAt - w.sentAt) / 1000);
             if (w.firstPartAt !== undefined) this.timeToFirstPart.record((w.firstPartAt - w.sentAt) / 1000);
             this.turnDuration.record((now - w.sentAt) / 1000);
+            this.recent.push((now - w.sentAt) / 1000);
             this.progress.turnsCompleted++;
             this.progress.pushesExpected += owner.subscriptions;
             resolve();
@@ -259,9 +301,10 @@ export class ChatRunner {
 
     try {
       let sentAt = performance.now();
-      const chat = (await this.post('/api/experimental/chats', owner.token, { message: `scaletest chat ${index} turn 1`, title: `scaletest ${index}` }, 'create')) as { id?: unknown } | undefined;
+      const chat = (await this.post('/api/experimental/chats', owner.token, { message: this.prompt(index, 1), title: `scaletest ${index}` }, 'create')) as { id?: unknown } | undefined;
       if (typeof chat?.id !== 'string' && typeof chat?.id !== 'number') throw new ChatFailure('create', 'the created chat has no id');
       const chatId = String(chat.id);
+      this.created.push({ id: chatId, token: owner.token });
       // The wait is armed before the stream opens, so the snapshot already counts for turn 1.
       let done = turnDone(1, sentAt);
       done.catch(() => undefined);
@@ -276,7 +319,7 @@ export class ChatRunner {
         sentAt = performance.now();
         done = turnDone(turn, sentAt);
         done.catch(() => undefined);
-        await this.post(`/api/experimental/chats/${encodeURIComponent(chatId)}/messages`, owner.token, { content: `scaletest chat ${index} turn ${turn}` }, 'message');
+        await this.post(`/api/experimental/chats/${encodeURIComponent(chatId)}/messages`, owner.token, { content: this.prompt(index, turn) }, 'message');
         await done;
       }
       this.progress.chatsPassed++;

@@ -1,69 +1,33 @@
-import { Worker } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 
-import type { LatencySummary } from '../daemon/observability/quantiles.js';
-import type { ChatRunner, ChatRunnerOptions } from './chatRunner.js';
-import type { FromRunner, ToRunner } from './chatRunnerThread.js';
+import { ChatRunner, type ChatRunnerOptions } from './chatRunner.js';
+import type { FromWorker, ToWorker } from './chatRunnerProtocol.js';
 
-/** What the scaletest reads of a runner, wherever it runs. */
-export interface ChatRunnerLike {
-  readonly progress: ChatRunner['progress'];
-  readonly failureSamples: ChatRunner['failureSamples'];
-  readonly timeToRunning: { summary(): LatencySummary };
-  readonly timeToFirstPart: { summary(): LatencySummary };
-  readonly turnDuration: { summary(): LatencySummary };
-  run(barrier: Promise<void>): Promise<void>;
-}
+// The worker thread's script (Node's Worker): runs the chat clients off the main thread; ThreadChatRunner starts it.
 
-export interface ThreadReport {
-  progress: ChatRunner['progress'];
-  failureSamples: ChatRunner['failureSamples'];
-  timeToRunning: LatencySummary;
-  timeToFirstPart: LatencySummary;
-  turnDuration: LatencySummary;
-}
-
-const fixed = (s: () => LatencySummary) => ({ summary: s });
-
-/**
- * The chat clients on a thread of their own: 5,000 WebSockets and their HTTP calls are the load, not the daemon
- * under test, so they must not share its event loop. Same contract as `ChatRunner`.
- */
-export class ThreadChatRunner implements ChatRunnerLike {
-  progress: ChatRunner['progress'] = { turnsCompleted: 0, chatsPassed: 0, chatsFailed: 0, active: 0, failures: {}, pushesExpected: 0 };
-  failureSamples: ChatRunner['failureSamples'] = [];
-  private final?: ThreadReport;
-  private readonly empty: LatencySummary = { count: 0, mean: 0, p50: 0, p95: 0, p99: 0, max: 0 };
-  readonly timeToRunning = fixed(() => this.final?.timeToRunning ?? this.empty);
-  readonly timeToFirstPart = fixed(() => this.final?.timeToFirstPart ?? this.empty);
-  readonly turnDuration = fixed(() => this.final?.turnDuration ?? this.empty);
-
-  constructor(private readonly opts: ChatRunnerOptions) {}
-
-  async run(barrier: Promise<void>): Promise<void> {
-    const { signal, timeoutReason, ...data } = this.opts;
-    const worker = new Worker(new URL('./chatRunnerThread.js', import.meta.url), { workerData: data });
-    const send = (m: ToRunner) => worker.postMessage(m);
-    const onAbort = () => send({ type: 'stop', deadline: timeoutReason !== undefined && signal.reason === timeoutReason });
-    const done = new Promise<void>((resolve, reject) => {
-      worker.on('error', reject);
-      worker.on('exit', () => (this.final ? resolve() : reject(new Error('the chat runner thread exited without a report'))));
-      worker.on('message', (m: FromRunner) => {
-        if (m.type === 'progress') this.progress = m.progress;
-        else {
-          this.final = m.report;
-          this.progress = m.report.progress;
-          this.failureSamples = m.report.failureSamples;
-        }
-      });
-    });
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      await barrier;
-      send({ type: 'go' });
-      await done;
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-    }
-  }
-}
+const port = parentPort!;
+const stop = new AbortController();
+const runner = new ChatRunner({ ...(workerData as Omit<ChatRunnerOptions, 'signal' | 'timeoutReason'>), signal: stop.signal, timeoutReason: 'deadline' });
+let release!: () => void;
+const barrier = new Promise<void>((resolve) => (release = resolve));
+// Progress is copied over every 100 ms: the main thread samples it once a second.
+const ticker = setInterval(() => port.postMessage({ type: 'progress', progress: runner.progress, recentTurnDurations: runner.takeRecentTurnDurations() } satisfies FromWorker), 100);
+port.on('message', (m: ToWorker) => {
+  if (m.type === 'go') release();
+  else stop.abort(m.deadline ? 'deadline' : new Error('interrupted'));
+});
+await runner.run(barrier);
+clearInterval(ticker);
+port.postMessage({
+  type: 'done',
+  report: {
+    progress: runner.progress,
+    failureSamples: runner.failureSamples,
+    created: runner.created,
+    timeToRunning: runner.timeToRunning.summary(),
+    timeToFirstPart: runner.timeToFirstPart.summary(),
+    turnDuration: runner.turnDuration.summary(),
+  },
+  recentTurnDurations: runner.takeRecentTurnDurations(),
+} satisfies FromWorker);
+port.close();

@@ -199,7 +199,7 @@ ${row(['pushes expected', r.push.expected])}${row(['pushes received (decrypted)'
 ${row(['subscription cache hit rate', `${(r.push.cacheHitRate * 100).toFixed(1)}%`])}
 ${row(['LLM requests', r.llm.requests])}${row(['LLM completed', r.llm.completed])}${row(['LLM failed', r.llm.failed])}
 </table>
-${r.gates.length > 0 ? `<h2>Gates</h2><table><tr><th>gate</th><th>value</th><th>limit</th><th>result</th></tr>${r.gates.map((g) => row([g.name, g.value, g.limit, g.passed ? 'ok' : 'FAILED'])).join('')}</table>` : ''}
+${r.thresholds.length > 0 ? `<h2>Thresholds</h2><table><tr><th>threshold</th><th>measured</th><th>result</th></tr>${r.thresholds.map((t) => row([t.expression, t.value, t.passed ? '✓' : '✗ FAILED'])).join('')}</table>` : ''}
 <h2>Summary line</h2>
 <p><code>${esc(summaryLine(r))}</code></p>
 </body></html>

@@ -35,19 +35,27 @@ export interface DaemonFigures {
   pushByResult: Record<string, number>;
   cacheHits: number;
   cacheMisses: number;
+  /** Seconds spent per query name (the sum of `coderlite_db_query_duration_seconds`). */
+  querySeconds: Record<string, number>;
 }
+
+/** PostgreSQL pubsub names its metrics `coder_pubsub_*`, NATS `coder_nats_pubsub_*` (as Coder does); a run uses one. */
+const pubsubPrefixes = ['coder_pubsub', 'coder_nats_pubsub'];
 
 /** The figures the pool does not know, from the daemon's Prometheus registry (same names in and out of process). */
 function registryFigures(s: Scrape): Omit<DaemonFigures, 'queries' | 'acquires' | 'waitCount' | 'pool' | 'acquireWaitBuckets'> {
   return {
-    pubsubPublishes: s.sum('coder_pubsub_publishes_total', { success: 'true' }),
-    pubsubFlushes: s.sum('coder_pubsub_batch_flushes_total'),
-    pubsubFlushedMessages: s.sum('coder_pubsub_batch_size_sum'),
+    pubsubPublishes: sumOver(pubsubPrefixes.map((p) => s.sum(`${p}_publishes_total`, { success: 'true' }))),
+    pubsubFlushes: sumOver(pubsubPrefixes.map((p) => s.sum(`${p}_batch_flushes_total`))),
+    pubsubFlushedMessages: sumOver(pubsubPrefixes.map((p) => s.sum(`${p}_batch_size_sum`))),
+    querySeconds: s.byLabel('coderlite_db_query_duration_seconds_sum', 'query'),
     pushByResult: s.byLabel('coderlite_webpush_dispatch_total', 'result'),
     cacheHits: s.sum('coderlite_webpush_subscription_cache_total', { result: 'hit' }),
     cacheMisses: s.sum('coderlite_webpush_subscription_cache_total', { result: 'miss' }),
   };
 }
+
+const sumOver = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
 export interface InProcessDaemon {
   db: { stats(): DbStats };

@@ -1,4 +1,5 @@
 import type { LatencySummary } from '../daemon/observability/quantiles.js';
+import { formatThresholds, type ThresholdResult } from './thresholds.js';
 
 /**
  * The scaletest's result, one object: what the text table, `--json`, the `SCALETEST_SUMMARY=` line and the HTML
@@ -6,6 +7,8 @@ import type { LatencySummary } from '../daemon/observability/quantiles.js';
  */
 export interface ScaletestReport {
   startedAt: string;
+  /** What ran where, to compare two runs fairly. */
+  meta: RunMetadata;
   config: ReportConfig;
   /** Stopped early (Ctrl-C, --timeout): the figures cover what ran. */
   interrupted: boolean;
@@ -21,16 +24,35 @@ export interface ScaletestReport {
   pubsub: { publishes: number; flushes: number; messagesPerFlush: number };
   push: PushReport;
   llm: { requests: number; completed: number; failed: number };
-  gates: Gate[];
+  thresholds: ThresholdResult[];
   timeline: TimelinePoint[];
-  /** Every chat passed, every gate held, nothing was interrupted: exit code 0. */
+  /** What a --url run removed again afterwards (absent in process: the whole daemon is thrown away). */
+  cleanup?: { chatsArchived: number; chatsLeft: number; pushSubscriptionsDeleted: number; skipped: boolean };
+  /** Every chat passed, every threshold held, nothing was interrupted: exit code 0. */
   passed: boolean;
+}
+
+export interface RunMetadata {
+  version: string;
+  gitCommit?: string;
+  commandLine: string;
+  node: string;
+  /** `SHOW server_version` of the daemon's database (in process only). */
+  postgres?: string;
+  hostCores: number;
+  /** The sampling interval of the timeline. */
+  sampleIntervalMs: number;
 }
 
 export interface ReportConfig {
   target: 'in-process' | 'remote';
   /** The daemon driven (remote runs). */
   url?: string;
+  /** Remote: is the built-in LLM mock serving (with --llm-address), or does the daemon use its own provider? */
+  llmMock: boolean;
+  /** Open loop: new chats per second; closed loop (--concurrency) when absent. */
+  rate?: number;
+  prompts: number;
   chats: number;
   turns: number;
   concurrency: number;
@@ -43,7 +65,7 @@ export interface ReportConfig {
   subscriptionCache: boolean;
 }
 
-export const failureKinds = ['create', 'message', 'stream_open', 'stream_ended', 'status_error', 'timeout', 'interrupted'] as const;
+export const failureKinds = ['create', 'message', 'stream_open', 'stream_ended', 'status_error', 'timeout', 'dropped', 'interrupted'] as const;
 export type FailureKind = (typeof failureKinds)[number];
 
 export const failureLabels: Record<FailureKind, string> = {
@@ -53,6 +75,7 @@ export const failureLabels: Record<FailureKind, string> = {
   stream_ended: 'stream ended early',
   status_error: 'status error',
   timeout: 'timeout',
+  dropped: 'dropped arrival (open loop)',
   interrupted: 'interrupted',
 };
 
@@ -78,6 +101,9 @@ export interface QueryRow {
   name: string;
   count: number;
   perTurn: number;
+  /** From `coderlite_db_query_duration_seconds` (includes the wait for a connection). */
+  totalMs: number;
+  meanMs: number;
 }
 
 export interface PushReport {
@@ -93,23 +119,27 @@ export interface PushReport {
   cacheHitRate: number;
 }
 
-export interface Gate {
-  name: string;
-  limit: number;
-  value: number;
-  passed: boolean;
-}
-
 export interface TimelinePoint {
   /** Seconds since the barrier released the runners. */
   t: number;
   turnsCompleted: number;
+  /** Turns completed in the interval before this point, per second (the live view shows the same figure). */
   turnsPerSecond: number;
   /** Waiting acquisitions: the interval's time-weighted mean in process, the sampled gauge from /metrics. */
   poolWaiting: number;
   poolTotal: number;
   activeChats: number;
   failedChats: number;
+  /** Turn duration percentiles (ms) of the turns that finished in the interval; 0 when none did. */
+  turnDurationMs: { p50: number; p95: number; p99: number };
+}
+
+/** Nearest-rank percentiles of one interval's samples (seconds in, milliseconds out). */
+export function intervalPercentiles(seconds: number[]): { p50: number; p95: number; p99: number } {
+  if (seconds.length === 0) return { p50: 0, p95: 0, p99: 0 };
+  const sorted = [...seconds].sort((a, b) => a - b);
+  const at = (q: number) => round(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! * 1000, 3);
+  return { p50: at(0.5), p95: at(0.95), p99: at(0.99) };
 }
 
 /**
@@ -128,30 +158,15 @@ export function round(v: number, digits = 2): number {
   return Math.round(v * f) / f;
 }
 
-/** Sorted by count (then name), with the starving queries always present. */
-export function queryRows(counts: Record<string, number>, turns: number): QueryRow[] {
+/** Sorted by count (then name), with the starving queries always present. `seconds`: time spent per query name. */
+export function queryRows(counts: Record<string, number>, turns: number, seconds: Record<string, number> = {}): QueryRow[] {
   const all = { ...Object.fromEntries(starvingQueries.map((q) => [q, 0])), ...counts };
   return Object.entries(all)
-    .map(([name, count]) => ({ name, count, perTurn: turns > 0 ? round(count / turns, 3) : 0 }))
+    .map(([name, count]) => {
+      const totalMs = round((seconds[name] ?? 0) * 1000, 3);
+      return { name, count, perTurn: turns > 0 ? round(count / turns, 3) : 0, totalMs, meanMs: count > 0 ? round(totalMs / count, 3) : 0 };
+    })
     .sort((a, b) => b.count - a.count || a.name.localeCompare(b.name));
-}
-
-export interface GateLimits {
-  maxQueriesPerTurn?: number;
-  maxPoolWaitP99Ms?: number;
-}
-
-export function evaluateGates(report: Pick<ScaletestReport, 'queries' | 'pool'>, limits: GateLimits): Gate[] {
-  const gates: Gate[] = [];
-  if (limits.maxQueriesPerTurn !== undefined) {
-    const value = report.queries.perTurn;
-    gates.push({ name: 'queries per turn', limit: limits.maxQueriesPerTurn, value, passed: value <= limits.maxQueriesPerTurn });
-  }
-  if (limits.maxPoolWaitP99Ms !== undefined) {
-    const value = report.pool.acquireWaitMs.p99;
-    gates.push({ name: 'pool acquire wait p99 (ms)', limit: limits.maxPoolWaitP99Ms, value, passed: value <= limits.maxPoolWaitP99Ms });
-  }
-  return gates;
 }
 
 /** The compact figures CI greps for: `SCALETEST_SUMMARY=<this as JSON>`. */
@@ -172,7 +187,7 @@ export interface ScaletestSummary {
   pushesExpected: number;
   pushesReceived: number;
   failures: Partial<Record<FailureKind, number>>;
-  gates: Array<{ name: string; passed: boolean }>;
+  thresholds: Array<{ expression: string; value: number; passed: boolean }>;
 }
 
 export function summarize(r: ScaletestReport): ScaletestSummary {
@@ -194,7 +209,7 @@ export function summarize(r: ScaletestReport): ScaletestSummary {
     pushesExpected: r.push.expected,
     pushesReceived: r.push.received,
     failures: r.failures,
-    gates: r.gates.map((g) => ({ name: g.name, passed: g.passed })),
+    thresholds: r.thresholds.map((t) => ({ expression: t.expression, value: t.value, passed: t.passed })),
   };
 }
 
@@ -232,13 +247,23 @@ export function formatText(r: ScaletestReport): string {
   const c = r.config;
   const verdict = r.passed ? 'PASS' : r.interrupted ? 'INTERRUPTED' : 'FAIL';
   out.push(`Scaletest ${verdict}: ${c.chats} chats × ${c.turns} turns against ${c.target === 'remote' ? c.url : 'an in-process daemon'}`);
-  out.push(
-    `  users ${c.users}, push subscriptions/user ${c.pushSubscriptionsPerUser}, concurrency ${c.concurrency}, LLM ${c.llmTokens} tokens after ${c.llmLatencyMs} ms` +
-      `, config cache ${c.configCache ? 'on' : 'OFF'}, subscription cache ${c.subscriptionCache ? 'on' : 'OFF'}`,
-  );
+  const load = c.rate !== undefined ? `open loop ${c.rate} new chats/s (at most ${c.concurrency} at once)` : `closed loop, concurrency ${c.concurrency}`;
+  const prompts = c.prompts > 0 ? `, ${c.prompts} prompt(s)` : '';
+  if (c.target === 'remote') {
+    // Only what this process controls: the daemon's caches, pool and model are whatever it was started with.
+    const llm = c.llmMock ? `LLM mock here serving ${c.llmTokens} tokens after ${c.llmLatencyMs} ms` : "the daemon's own model provider";
+    out.push(`  ${load}, the user of --token, push subscriptions ${c.pushSubscriptionsPerUser}, ${llm}${prompts}`);
+  } else {
+    out.push(
+      `  ${load}, users ${c.users}, push subscriptions/user ${c.pushSubscriptionsPerUser}, LLM mock ${c.llmTokens} tokens after ${c.llmLatencyMs} ms` +
+        `, config cache ${c.configCache ? 'on' : 'OFF'}, subscription cache ${c.subscriptionCache ? 'on' : 'OFF'}${prompts}`,
+    );
+  }
+  const m = r.meta;
+  out.push(`  coder-lite ${m.version}${m.gitCommit ? ` (${m.gitCommit.slice(0, 12)})` : ''}, Node ${m.node}${m.postgres ? `, PostgreSQL ${m.postgres}` : ''}, ${m.hostCores} cores`);
   out.push('');
   out.push(`Chats     ${num(r.chats.passed)} passed, ${num(r.chats.failed)} failed, ${num(r.chats.total)} total`);
-  out.push(`Turns     ${num(r.turns.completed)} of ${num(r.turns.total)} in ${r.elapsedSeconds.toFixed(1)} s = ${num(r.turns.perSecond, 1)} turns/s`);
+  out.push(`Turns     ${num(r.turns.completed)} of ${num(r.turns.total)} in ${r.elapsedSeconds.toFixed(1)} s = ${num(r.turns.perSecond, 1)} turns/s (mean over the run)`);
   const failures = failureKinds.filter((k) => (r.failures[k] ?? 0) > 0);
   if (failures.length > 0) {
     out.push(`Failures  ${failures.map((k) => `${failureLabels[k]}: ${num(r.failures[k]!)}`).join(', ')}`);
@@ -270,12 +295,12 @@ export function formatText(r: ScaletestReport): string {
   const starving = new Set<string>(starvingQueries);
   out.push(
     ...table(
-      ['query', 'count', 'per turn'],
+      ['query', 'count', 'per turn', 'total ms', 'mean ms'],
       [
-        ...r.queries.byName.map((q) => [`${q.name}${starving.has(q.name) ? ' *' : ''}`, num(q.count), q.perTurn.toFixed(3)]),
-        ['total', num(r.queries.total), r.queries.perTurn.toFixed(3)],
+        ...r.queries.byName.map((q) => [`${q.name}${starving.has(q.name) ? ' *' : ''}`, num(q.count), q.perTurn.toFixed(3), ms(q.totalMs), ms(q.meanMs)]),
+        ['total', num(r.queries.total), r.queries.perTurn.toFixed(3), ms(r.queries.byName.reduce((a, q) => a + q.totalMs, 0)), ''],
       ],
-      [false, true, true],
+      [false, true, true, true, true],
     ),
   );
   out.push('  * a read that starved Coder\'s pool; ≈ 0 per turn with the caches on');
@@ -287,6 +312,13 @@ export function formatText(r: ScaletestReport): string {
       `subscription cache hit rate ${(push.cacheHitRate * 100).toFixed(1)}% (${num(push.cacheHits)} hits, ${num(push.cacheMisses)} misses)`,
   );
   out.push(`LLM mock  ${num(r.llm.requests)} requests, ${num(r.llm.completed)} completed, ${num(r.llm.failed)} failed`);
-  for (const g of r.gates) out.push(`Gate      ${g.name} ${g.value} ≤ ${g.limit}: ${g.passed ? 'ok' : 'FAILED'}`);
+  if (r.cleanup) {
+    out.push(
+      r.cleanup.skipped
+        ? `Cleanup   skipped (--no-cleanup): ${num(r.cleanup.chatsLeft)} chats kept`
+        : `Cleanup   archived ${num(r.cleanup.chatsArchived)} chats (${num(r.cleanup.chatsLeft)} left), deleted ${num(r.cleanup.pushSubscriptionsDeleted)} push subscriptions`,
+    );
+  }
+  if (r.thresholds.length > 0) out.push('', 'Thresholds', ...formatThresholds(r.thresholds));
   return `${out.join('\n')}\n`;
 }

@@ -11,22 +11,27 @@ import type { Logger } from '../daemon/observability/logger.js';
 import type { NatsTarget } from '../daemon/pubsub/nats.js';
 import { createUserWithToken } from '../daemon/users/service.js';
 import { ChatRunner, type ChatOwner, type ChatRunnerOptions, type RunProgress } from './chatRunner.js';
-import { ThreadChatRunner, type ChatRunnerLike } from './chatRunnerWorker.js';
+import type { ChatRunnerLike } from './chatRunnerProtocol.js';
+import { ThreadChatRunner } from './threadChatRunner.js';
 import { startLlmMock, type LlmMock } from './llmMock.js';
 import { inProcessProbe, remoteProbe, type DaemonFigures, type DaemonProbe, type PoolSample } from './probe.js';
 import { bucketDelta, histogramMaxBound, histogramQuantile } from './promText.js';
 import {
-  evaluateGates,
+  intervalPercentiles,
   latencyMs,
   queryRows,
   round,
   type FailureKind,
-  type GateLimits,
   type PoolReport,
   type ReportConfig,
+  type RunMetadata,
   type ScaletestReport,
   type TimelinePoint,
 } from './report.js';
+import { evaluateThresholds, type Threshold } from './thresholds.js';
+
+/** k6 samples its time series at this grain; a second hides the bursts a pool stall makes. */
+const defaultSampleIntervalMs = 250;
 
 /** The loopback push service the daemon delivers to; it decrypts and counts every notification. */
 export interface PushSink {
@@ -70,11 +75,19 @@ export interface ScaletestOptions {
   timeoutMs: number;
   configCache: boolean;
   subscriptionCache: boolean;
-  gates: GateLimits;
+  thresholds: Threshold[];
+  /** Open loop: new chats per second (see ChatRunnerOptions.rate). */
+  rate?: number;
+  /** The messages of turns 1, 2, … (cycled). */
+  prompts?: string[];
+  /** --url runs: archive the chats and delete the push subscriptions made (--no-cleanup keeps them). */
+  cleanup: boolean;
+  /** What the caller knows of itself; the sampling interval is added. */
+  meta: Omit<RunMetadata, 'sampleIntervalMs'>;
   logger: Logger;
   /** Aborting stops the run; the report covers what ran and says it was interrupted. */
   signal?: AbortSignal;
-  /** How often progress and the timeline are sampled. Default 1000 ms. */
+  /** How often progress and the timeline are sampled. Default 250 ms. */
   sampleIntervalMs?: number;
   onProgress?: (p: LiveProgress) => void;
   /** Starts the push sink; required when pushSubscriptionsPerUser > 0. */
@@ -123,18 +136,28 @@ interface Harness {
   llm?: LlmMock;
   sink?: PushSink;
   owners: ChatOwner[];
+  /** Push subscriptions made, for the cleanup of a --url run. */
+  subscriptions: Array<{ token: string; endpoint: string }>;
   close(): Promise<void>;
 }
 
-async function subscribeOwners(baseUrl: string, tokens: string[], perUser: number, sink: PushSink | undefined): Promise<ChatOwner[]> {
+async function subscribeOwners(
+  baseUrl: string,
+  tokens: string[],
+  perUser: number,
+  sink: PushSink | undefined,
+): Promise<{ owners: ChatOwner[]; subscriptions: Harness['subscriptions'] }> {
+  const made: Harness['subscriptions'] = [];
   if (perUser > 0 && !sink) throw new ScaletestSetupError('push subscriptions asked for, but no push sink to deliver to');
   const jobs = tokens.flatMap((token) => Array.from({ length: perUser }, () => token));
   await forEachLimited(jobs, 8, async (token) => {
+    const subscription = sink!.newSubscription();
     const res = await fetch(new URL('/api/v2/users/me/webpush/subscription', baseUrl), {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'coder-session-token': token },
-      body: JSON.stringify(sink!.newSubscription()),
+      body: JSON.stringify(subscription),
     });
+    if (res.ok) made.push({ token, endpoint: subscription.endpoint });
     if (!res.ok) {
       const body = await res.text();
       throw new ScaletestSetupError(
@@ -143,7 +166,7 @@ async function subscribeOwners(baseUrl: string, tokens: string[], perUser: numbe
       );
     }
   });
-  return tokens.map((token) => ({ token, subscriptions: perUser }));
+  return { owners: tokens.map((token) => ({ token, subscriptions: perUser })), subscriptions: made };
 }
 
 async function startHarness(opts: ScaletestOptions, users: number): Promise<Harness> {
@@ -163,8 +186,8 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
         throw new ScaletestSetupError(`cannot reach the daemon at ${target.url}: ${(err as Error).message}`, { cause: err });
       });
       if (!me.ok) throw new ScaletestSetupError(`the daemon at ${target.url} refused --token (${me.status})`);
-      const owners = await subscribeOwners(target.url, [target.token], opts.pushSubscriptionsPerUser, sink);
-      return { baseUrl: target.url, probe: remoteProbe(target.url), llm, sink, owners, close };
+      const { owners, subscriptions } = await subscribeOwners(target.url, [target.token], opts.pushSubscriptionsPerUser, sink);
+      return { baseUrl: target.url, probe: remoteProbe(target.url), llm, sink, owners, subscriptions, close };
     }
 
     const llm = await life.start('LLM mock', () => startLlmMock({ latencyMs: opts.llmLatencyMs, tokens: opts.llmTokens }), (l) => l.close());
@@ -206,18 +229,27 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
     await forEachLimited(tokens, 4, async (_t, i) => {
       tokens[i] = (await createUserWithToken(daemon.db, `scaletest-${runId}-${i}`, undefined)).token;
     });
-    const owners = await subscribeOwners(daemon.url, tokens, opts.pushSubscriptionsPerUser, sink);
-    return { baseUrl: daemon.url, probe: inProcessProbe(daemon), llm, sink, owners, close };
+    const { owners, subscriptions } = await subscribeOwners(daemon.url, tokens, opts.pushSubscriptionsPerUser, sink);
+    return { baseUrl: daemon.url, probe: inProcessProbe(daemon), llm, sink, owners, subscriptions, close };
   });
 }
 
-/** Runs the whole scaletest and returns its report; the caller prints it. */
+/** One run's state as its phases pass it on. */
+interface RunContext {
+  opts: ScaletestOptions;
+  harness: Harness;
+  runner: ChatRunnerLike;
+  progress: LiveProgress;
+  emit(): void;
+  interrupted(): boolean;
+}
+
+/** Runs the whole scaletest and returns its report; the caller prints it. Phases: set up, run, drain, report, clean up. */
 export async function runScaletest(opts: ScaletestOptions): Promise<ScaletestReport> {
   const startedAt = new Date().toISOString();
   const remote = opts.target.kind === 'remote';
   const users = remote ? 1 : Math.max(1, opts.users ?? Math.floor(opts.chats / 10));
   const concurrency = Math.min(opts.concurrency ?? opts.chats, opts.chats);
-  const sampleMs = opts.sampleIntervalMs ?? 1000;
   const progress: LiveProgress = {
     phase: 'starting',
     elapsedSeconds: 0,
@@ -250,8 +282,6 @@ export async function runScaletest(opts: ScaletestOptions): Promise<ScaletestRep
   emit();
   const harness = await startHarness(opts, users);
   try {
-    const pushBaseline = harness.sink?.received() ?? 0;
-    const before = await harness.probe.figures();
     const runnerOptions: ChatRunnerOptions = {
       baseUrl: harness.baseUrl,
       owners: harness.owners,
@@ -261,152 +291,241 @@ export async function runScaletest(opts: ScaletestOptions): Promise<ScaletestRep
       turnTimeoutMs: opts.turnTimeoutMs,
       signal: stop.signal,
       timeoutReason: 'deadline',
+      rate: opts.rate,
+      prompts: opts.prompts,
     };
     const runner: ChatRunnerLike = opts.clientThread ? new ThreadChatRunner(runnerOptions) : new ChatRunner(runnerOptions);
-
-    const timeline: TimelinePoint[] = [];
-    const poolSamples: PoolSample[] = [];
-    let t0 = performance.now();
-    let last: { t: number; turns: number; waitingSeconds?: number } = { t: 0, turns: 0 };
-    let sampling: Promise<void> | undefined;
-    const takeSample = async () => {
-      const s = await harness.probe.sample().catch(() => undefined);
-      const t = (performance.now() - t0) / 1000;
-      const p: RunProgress = runner.progress;
-      const dt = t - last.t;
-      const rate = dt > 0 ? (p.turnsCompleted - last.turns) / dt : 0;
-      // In process the chart shows each interval's time-weighted mean; a remote gauge can only be sampled.
-      const waiting =
-        s?.waitingSeconds !== undefined && last.waitingSeconds !== undefined && dt > 0 ? (s.waitingSeconds - last.waitingSeconds) / dt : (s?.waiting ?? 0);
-      last = { t, turns: p.turnsCompleted, waitingSeconds: s?.waitingSeconds };
-      if (s) poolSamples.push(s);
-      Object.assign(progress, {
-        elapsedSeconds: t,
-        turnsCompleted: p.turnsCompleted,
-        turnsPerSecond: rate,
-        chatsPassed: p.chatsPassed,
-        chatsFailed: p.chatsFailed,
-        active: p.active,
-        poolWaiting: s?.waiting ?? progress.poolWaiting,
-        poolTotal: s?.total ?? progress.poolTotal,
-        failures: p.failures,
-      });
-      timeline.push({
-        t: round(t, 3),
-        turnsCompleted: p.turnsCompleted,
-        turnsPerSecond: round(rate, 1),
-        poolWaiting: round(waiting, 2),
-        poolTotal: s?.total ?? 0,
-        activeChats: p.active,
-        failedChats: p.chatsFailed,
-      });
-      emit();
-    };
-    // A slow scrape must not pile samples up.
-    const ticker = setInterval(() => {
-      sampling ??= takeSample().finally(() => (sampling = undefined));
-    }, sampleMs);
-
-    let releaseBarrier!: () => void;
-    const barrier = new Promise<void>((resolve) => (releaseBarrier = resolve));
-    const running = runner.run(barrier);
-    const deadline = setTimeout(() => stop.abort('deadline'), opts.timeoutMs);
-    progress.phase = 'running';
-    t0 = performance.now();
-    releaseBarrier();
-    await takeSample();
-    try {
-      await running;
-    } finally {
-      clearTimeout(deadline);
-    }
-    const elapsedSeconds = (performance.now() - t0) / 1000;
-    await sampling;
-    await takeSample();
-
-    // Pushes run off the turn path: give the last ones a moment to land before counting.
-    progress.phase = 'draining';
-    emit();
-    const expectedPushes = runner.progress.pushesExpected;
-    if (harness.sink) {
-      const drainUntil = performance.now() + (interrupted ? 2000 : 15_000);
-      while (harness.sink.received() - pushBaseline < expectedPushes && performance.now() < drainUntil) await sleep(50);
-    }
-    clearInterval(ticker);
-    await sampling;
+    const ctx: RunContext = { opts, harness, runner, progress, emit, interrupted: () => interrupted };
+    const pushBaseline = harness.sink?.received() ?? 0;
+    const before = await harness.probe.figures();
+    const sampled = await runPhase(ctx, stop);
+    const expectedPushes = await drainPhase(ctx, pushBaseline);
     const after = await harness.probe.figures();
+    await sampled.stop();
     progress.phase = 'done';
     emit();
-
-    const config: ReportConfig = {
-      target: opts.target.kind,
-      ...(remote ? { url: (opts.target as { url: string }).url } : { postgresPoolMax: (opts.target as { postgresPoolMax: number }).postgresPoolMax }),
-      chats: opts.chats,
-      turns: opts.turns,
-      concurrency,
-      users,
-      pushSubscriptionsPerUser: opts.pushSubscriptionsPerUser,
-      llmLatencyMs: opts.llmLatencyMs,
-      llmTokens: opts.llmTokens,
-      configCache: opts.configCache,
-      subscriptionCache: opts.subscriptionCache,
-    };
-    const turns = runner.progress.turnsCompleted;
-    const queries: Record<string, number> = {};
-    for (const [name, n] of Object.entries(after.queries)) {
-      const d = n - (before.queries[name] ?? 0);
-      if (d > 0) queries[name] = d;
-    }
-    const totalQueries = Object.values(queries).reduce((a, b) => a + b, 0);
-    const pool = poolReport(harness.probe.source, before, after, poolSamples, elapsedSeconds, turns);
-    const pushSent = sumMatching(after.pushByResult, before.pushByResult, (r) => /^(ok|success|sent|delivered|2\d\d)$/.test(r));
-    const pushAll = sumMatching(after.pushByResult, before.pushByResult, () => true);
-    const hits = after.cacheHits - before.cacheHits;
-    const misses = after.cacheMisses - before.cacheMisses;
-    const flushes = after.pubsubFlushes - before.pubsubFlushes;
-    const llm = harness.llm?.stats() ?? { requests: 0, completed: 0, failed: 0 };
-    const report: ScaletestReport = {
-      startedAt,
-      config,
-      interrupted,
-      elapsedSeconds: round(elapsedSeconds, 3),
-      chats: { total: opts.chats, passed: runner.progress.chatsPassed, failed: runner.progress.chatsFailed },
-      turns: { total: opts.chats * opts.turns, completed: turns, perSecond: round(elapsedSeconds > 0 ? turns / elapsedSeconds : 0, 1) },
-      failures: runner.progress.failures,
-      failureSamples: runner.failureSamples,
-      latency: {
-        timeToRunning: latencyMs(runner.timeToRunning.summary()),
-        timeToFirstPart: latencyMs(runner.timeToFirstPart.summary()),
-        turnDuration: latencyMs(runner.turnDuration.summary()),
-      },
-      pool,
-      queries: { total: totalQueries, perTurn: turns > 0 ? round(totalQueries / turns, 3) : 0, byName: queryRows(queries, turns) },
-      pubsub: {
-        publishes: after.pubsubPublishes - before.pubsubPublishes,
-        flushes,
-        messagesPerFlush: flushes > 0 ? round((after.pubsubFlushedMessages - before.pubsubFlushedMessages) / flushes, 2) : 0,
-      },
-      push: {
-        expected: expectedPushes,
-        received: harness.sink ? harness.sink.received() - pushBaseline : 0,
-        sent: pushSent,
-        failed: pushAll - pushSent,
-        cacheHits: hits,
-        cacheMisses: misses,
-        cacheHitRate: hits + misses > 0 ? round(hits / (hits + misses), 4) : 0,
-      },
-      llm: { requests: llm.requests, completed: llm.completed, failed: llm.failed },
-      gates: [],
-      timeline,
-      passed: false,
-    };
-    report.gates = evaluateGates(report, opts.gates);
-    report.passed = !interrupted && report.chats.failed === 0 && report.chats.passed === report.chats.total && report.gates.every((g) => g.passed);
+    const report = buildReport(ctx, { startedAt, users, concurrency, before, after, pushBaseline, expectedPushes, ...sampled });
+    if (remote) report.cleanup = await cleanUpRemote(ctx);
     return report;
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
     await harness.close();
   }
+}
+
+interface Sampled {
+  elapsedSeconds: number;
+  timeline: TimelinePoint[];
+  poolSamples: PoolSample[];
+  stop(): Promise<void>;
+}
+
+/** Releases the runners together and samples progress and the pool every interval until they are all done. */
+async function runPhase(ctx: RunContext, stop: AbortController): Promise<Sampled> {
+  const { opts, harness, runner, progress, emit } = ctx;
+  const timeline: TimelinePoint[] = [];
+  const poolSamples: PoolSample[] = [];
+  let t0 = performance.now();
+  let last: { t: number; turns: number; waitingSeconds?: number } = { t: 0, turns: 0 };
+  let sampling: Promise<void> | undefined;
+  const takeSample = async () => {
+    const s = await harness.probe.sample().catch(() => undefined);
+    const t = (performance.now() - t0) / 1000;
+    const p: RunProgress = runner.progress;
+    const dt = t - last.t;
+    // The live view and the timeline show this one figure: turns completed in the last interval, per second.
+    const rate = dt > 0 ? (p.turnsCompleted - last.turns) / dt : 0;
+    // In process the chart shows each interval's time-weighted mean; a remote gauge can only be sampled.
+    const waiting =
+      s?.waitingSeconds !== undefined && last.waitingSeconds !== undefined && dt > 0 ? (s.waitingSeconds - last.waitingSeconds) / dt : (s?.waiting ?? 0);
+    last = { t, turns: p.turnsCompleted, waitingSeconds: s?.waitingSeconds };
+    if (s) poolSamples.push(s);
+    Object.assign(progress, {
+      elapsedSeconds: t,
+      turnsCompleted: p.turnsCompleted,
+      turnsPerSecond: rate,
+      chatsPassed: p.chatsPassed,
+      chatsFailed: p.chatsFailed,
+      active: p.active,
+      poolWaiting: s?.waiting ?? progress.poolWaiting,
+      poolTotal: s?.total ?? progress.poolTotal,
+      failures: p.failures,
+    });
+    timeline.push({
+      t: round(t, 3),
+      turnsCompleted: p.turnsCompleted,
+      turnsPerSecond: round(rate, 1),
+      poolWaiting: round(waiting, 2),
+      poolTotal: s?.total ?? 0,
+      activeChats: p.active,
+      failedChats: p.chatsFailed,
+      turnDurationMs: intervalPercentiles(runner.takeRecentTurnDurations()),
+    });
+    emit();
+  };
+  // A slow scrape must not pile samples up.
+  const ticker = setInterval(() => {
+    sampling ??= takeSample().finally(() => (sampling = undefined));
+  }, opts.sampleIntervalMs ?? defaultSampleIntervalMs);
+
+  let releaseBarrier!: () => void;
+  const barrier = new Promise<void>((resolve) => (releaseBarrier = resolve));
+  const running = runner.run(barrier);
+  const deadline = setTimeout(() => stop.abort('deadline'), opts.timeoutMs);
+  progress.phase = 'running';
+  t0 = performance.now();
+  releaseBarrier();
+  await takeSample();
+  try {
+    await running;
+  } finally {
+    clearTimeout(deadline);
+  }
+  const elapsedSeconds = (performance.now() - t0) / 1000;
+  await sampling;
+  await takeSample();
+  return {
+    elapsedSeconds,
+    timeline,
+    poolSamples,
+    stop: async () => {
+      clearInterval(ticker);
+      await sampling;
+    },
+  };
+}
+
+/** Pushes run off the turn path: give the last ones a moment to land before counting. */
+async function drainPhase(ctx: RunContext, pushBaseline: number): Promise<number> {
+  ctx.progress.phase = 'draining';
+  ctx.emit();
+  const expected = ctx.runner.progress.pushesExpected;
+  const sink = ctx.harness.sink;
+  if (sink) {
+    const drainUntil = performance.now() + (ctx.interrupted() ? 2000 : 15_000);
+    while (sink.received() - pushBaseline < expected && performance.now() < drainUntil) await sleep(50);
+  }
+  return expected;
+}
+
+interface Measured {
+  startedAt: string;
+  users: number;
+  concurrency: number;
+  before: DaemonFigures;
+  after: DaemonFigures;
+  pushBaseline: number;
+  expectedPushes: number;
+  elapsedSeconds: number;
+  timeline: TimelinePoint[];
+  poolSamples: PoolSample[];
+}
+
+function delta(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, n] of Object.entries(after)) {
+    const d = n - (before[name] ?? 0);
+    if (d > 0) out[name] = d;
+  }
+  return out;
+}
+
+function buildReport(ctx: RunContext, m: Measured): ScaletestReport {
+  const { opts, harness, runner } = ctx;
+  const { before, after, elapsedSeconds } = m;
+  const config: ReportConfig = {
+    target: opts.target.kind,
+    ...(opts.target.kind === 'remote' ? { url: opts.target.url } : { postgresPoolMax: opts.target.postgresPoolMax }),
+    llmMock: harness.llm !== undefined,
+    ...(opts.rate !== undefined ? { rate: opts.rate } : {}),
+    prompts: opts.prompts?.length ?? 0,
+    chats: opts.chats,
+    turns: opts.turns,
+    concurrency: m.concurrency,
+    users: m.users,
+    pushSubscriptionsPerUser: opts.pushSubscriptionsPerUser,
+    llmLatencyMs: opts.llmLatencyMs,
+    llmTokens: opts.llmTokens,
+    configCache: opts.configCache,
+    subscriptionCache: opts.subscriptionCache,
+  };
+  const turns = runner.progress.turnsCompleted;
+  const queries = delta(after.queries, before.queries);
+  const totalQueries = Object.values(queries).reduce((a, b) => a + b, 0);
+  const pushSent = sumMatching(after.pushByResult, before.pushByResult, (r) => /^(ok|success|sent|delivered|2\d\d)$/.test(r));
+  const pushAll = sumMatching(after.pushByResult, before.pushByResult, () => true);
+  const hits = after.cacheHits - before.cacheHits;
+  const misses = after.cacheMisses - before.cacheMisses;
+  const flushes = after.pubsubFlushes - before.pubsubFlushes;
+  const llm = harness.llm?.stats() ?? { requests: 0, completed: 0, failed: 0 };
+  const report: ScaletestReport = {
+    startedAt: m.startedAt,
+    meta: { ...opts.meta, sampleIntervalMs: opts.sampleIntervalMs ?? defaultSampleIntervalMs },
+    config,
+    interrupted: ctx.interrupted(),
+    elapsedSeconds: round(elapsedSeconds, 3),
+    chats: { total: opts.chats, passed: runner.progress.chatsPassed, failed: runner.progress.chatsFailed },
+    turns: { total: opts.chats * opts.turns, completed: turns, perSecond: round(elapsedSeconds > 0 ? turns / elapsedSeconds : 0, 1) },
+    failures: runner.progress.failures,
+    failureSamples: runner.failureSamples,
+    latency: {
+      timeToRunning: latencyMs(runner.timeToRunning.summary()),
+      timeToFirstPart: latencyMs(runner.timeToFirstPart.summary()),
+      turnDuration: latencyMs(runner.turnDuration.summary()),
+    },
+    pool: poolReport(harness.probe.source, before, after, m.poolSamples, elapsedSeconds, turns),
+    queries: { total: totalQueries, perTurn: turns > 0 ? round(totalQueries / turns, 3) : 0, byName: queryRows(queries, turns, delta(after.querySeconds, before.querySeconds)) },
+    pubsub: {
+      publishes: after.pubsubPublishes - before.pubsubPublishes,
+      flushes,
+      messagesPerFlush: flushes > 0 ? round((after.pubsubFlushedMessages - before.pubsubFlushedMessages) / flushes, 2) : 0,
+    },
+    push: {
+      expected: m.expectedPushes,
+      received: harness.sink ? harness.sink.received() - m.pushBaseline : 0,
+      sent: pushSent,
+      failed: pushAll - pushSent,
+      cacheHits: hits,
+      cacheMisses: misses,
+      cacheHitRate: hits + misses > 0 ? round(hits / (hits + misses), 4) : 0,
+    },
+    llm: { requests: llm.requests, completed: llm.completed, failed: llm.failed },
+    thresholds: [],
+    timeline: m.timeline,
+    passed: false,
+  };
+  report.thresholds = evaluateThresholds(report, opts.thresholds);
+  report.passed = !report.interrupted && report.chats.failed === 0 && report.chats.passed === report.chats.total && report.thresholds.every((t) => t.passed);
+  return report;
+}
+
+/**
+ * A --url run leaves the daemon as it found it: the chats it made are archived (DELETE, the API's only removal) and
+ * its push subscriptions deleted. The user is --token's own, so no user was made.
+ */
+async function cleanUpRemote(ctx: RunContext): Promise<NonNullable<ScaletestReport['cleanup']>> {
+  const { opts, harness, runner } = ctx;
+  if (opts.target.kind !== 'remote') throw new Error('cleanUpRemote: not a remote run');
+  const created = runner.created;
+  if (!opts.cleanup) return { chatsArchived: 0, chatsLeft: created.length, pushSubscriptionsDeleted: 0, skipped: true };
+  const baseUrl = opts.target.url;
+  let archived = 0;
+  await forEachLimited(created, 8, async ({ id, token }) => {
+    const res = await fetch(new URL(`/api/experimental/chats/${encodeURIComponent(id)}`, baseUrl), { method: 'DELETE', headers: { 'coder-session-token': token } }).catch(
+      (err: unknown) => opts.logger.warn({ err, chat: id }, 'scaletest cleanup: cannot archive a chat'),
+    );
+    if (res?.ok) archived++;
+  });
+  let unsubscribed = 0;
+  await forEachLimited(harness.subscriptions, 8, async ({ token, endpoint }) => {
+    const res = await fetch(new URL('/api/v2/users/me/webpush/subscription', baseUrl), {
+      method: 'DELETE',
+      headers: { 'content-type': 'application/json', 'coder-session-token': token },
+      body: JSON.stringify({ endpoint }),
+    }).catch((err: unknown) => opts.logger.warn({ err }, 'scaletest cleanup: cannot delete a push subscription'));
+    if (res?.ok) unsubscribed++;
+  });
+  return { chatsArchived: archived, chatsLeft: created.length - archived, pushSubscriptionsDeleted: unsubscribed, skipped: false };
 }
 
 function sumMatching(after: Record<string, number>, before: Record<string, number>, match: (result: string) => boolean): number {

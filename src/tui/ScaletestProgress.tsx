@@ -30,11 +30,16 @@ function num(v: number, digits = 0): string {
 }
 
 /** The line printed every few seconds when stdout is not a terminal (and the model of what the live view shows). */
+/** Completed turns over the whole run so far: the figure the report's "turns/s" is, at its end. */
+export function meanTurnsPerSecond(p: LiveProgress): number {
+  return p.elapsedSeconds > 0 ? p.turnsCompleted / p.elapsedSeconds : 0;
+}
+
 export function progressLine(p: LiveProgress): string {
   const failures = failureKinds.filter((k) => (p.failures[k] ?? 0) > 0).map((k) => `${failureLabels[k]} ${p.failures[k]}`);
   if (p.phase !== 'running') return `scaletest: ${phaseLabel[p.phase]}`;
   return (
-    `scaletest: ${p.elapsedSeconds.toFixed(1)}s turns ${p.turnsCompleted}/${p.turnsTotal} (${p.turnsPerSecond.toFixed(1)}/s) ` +
+    `scaletest: ${p.elapsedSeconds.toFixed(1)}s turns ${p.turnsCompleted}/${p.turnsTotal} (now ${p.turnsPerSecond.toFixed(1)}/s mean ${meanTurnsPerSecond(p).toFixed(1)}/s) ` +
     `chats active ${p.active} passed ${p.chatsPassed} failed ${p.chatsFailed} pool waiting ${p.poolWaiting} open ${p.poolTotal}` +
     (failures.length > 0 ? ` failures: ${failures.join(', ')}` : '')
   );
@@ -70,7 +75,7 @@ export function ScaletestProgress(props: ScaletestProgressProps) {
         {'turns  '}
         <Text color={c('green')}>{'█'.repeat(filled)}</Text>
         <Text dimColor>{'░'.repeat(width - filled)}</Text>
-        {`  ${num(p.turnsCompleted)} / ${num(p.turnsTotal)} (${(ratio * 100).toFixed(1)}%)  ${num(p.turnsPerSecond, 1)} turns/s`}
+        {`  ${num(p.turnsCompleted)} / ${num(p.turnsTotal)} (${(ratio * 100).toFixed(1)}%)  now ${num(p.turnsPerSecond, 1)} turns/s · mean ${num(meanTurnsPerSecond(p), 1)} turns/s`}
       </Text>
       <Text>
         {`chats  ${num(p.active)} active · ${num(p.chatsPassed)} passed · `}

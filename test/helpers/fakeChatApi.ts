@@ -23,6 +23,8 @@ export async function startFakeChatApi(behave: (index: number) => Misbehaviour =
   const chats = new Map<string, FakeChat>();
   let nextMessageId = 0;
   let requests = 0;
+  const archived: string[] = [];
+  const prompts: string[] = [];
   let queries = 0;
   let subscriptions = 0;
   let pushes = 0;
@@ -89,17 +91,29 @@ export async function startFakeChatApi(behave: (index: number) => Misbehaviour =
     queries += 2;
     if (req.method === 'POST' && req.url === '/api/experimental/chats') {
       const b = await body(req);
-      const index = Number(/chat (\d+)/.exec(b.message!)![1]);
+      const index = Number(/scaletest (\d+)/.exec(b.title!)![1]);
+      prompts.push(b.message!);
       if (behave(index) === 'create-500') return json(500, { message: 'database on fire' });
       const chat: FakeChat = { id: `c${index}`, index, status: 'pending', messages: [{ id: ++nextMessageId, role: 'user' }], sockets: new Set(), turns: 0 };
       chats.set(chat.id, chat);
       turn(chat);
       return json(201, { id: chat.id, status: 'pending' });
     }
+    const archive = /^\/api\/experimental\/chats\/([^/]+)$/.exec(req.url ?? '');
+    if (req.method === 'DELETE' && archive && chats.has(archive[1]!)) {
+      archived.push(archive[1]!);
+      res.writeHead(204);
+      return res.end();
+    }
+    if (req.method === 'DELETE' && req.url === '/api/v2/users/me/webpush/subscription') {
+      subscriptions--;
+      res.writeHead(204);
+      return res.end();
+    }
     const m = /^\/api\/experimental\/chats\/([^/]+)\/messages$/.exec(req.url ?? '');
     const chat = m && chats.get(m[1]!);
     if (req.method === 'POST' && chat) {
-      await body(req);
+      prompts.push((await body(req)).content!);
       if (behave(chat.index) === 'message-409') return json(409, { message: 'queue full' });
       chat.messages.push({ id: ++nextMessageId, role: 'user' });
       chat.status = 'pending';
@@ -133,6 +147,11 @@ export async function startFakeChatApi(behave: (index: number) => Misbehaviour =
   return {
     url,
     requests: () => requests,
+    /** Chats archived (DELETE), and push subscriptions left. */
+    archived: () => [...archived],
+    subscriptions: () => subscriptions,
+    /** Every message sent, in order of arrival. */
+    prompts: () => [...prompts],
     peakStreams: () => peakStreams,
     openStreams: () => openStreams,
     sink: { newSubscription: () => ({ endpoint: 'http://127.0.0.1:1/push', auth_key: 'a', p256dh_key: 'p' }), received: () => pushes, close: async () => {} },

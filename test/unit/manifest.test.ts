@@ -22,8 +22,9 @@ describe('oclif.manifest.json', () => {
     expect(Object.keys(manifest.commands).sort()).toEqual(sources);
     for (const id of sources) {
       const path = join(root, 'src/commands', `${id.split(':').join('/')}`);
-      const mod = (await import(`${path}.ts`).catch(() => import(`${path}.tsx`))) as { default: { flags?: Record<string, unknown> } };
-      const flags = Object.keys({ ...mod.default.flags, 'log-level': 1 }).sort();
+      const mod = (await import(`${path}.ts`).catch(() => import(`${path}.tsx`))) as { default: { flags?: Record<string, unknown>; enableJsonFlag?: boolean } };
+      // enableJsonFlag adds --json at parse time; the manifest lists it too.
+      const flags = Object.keys({ ...mod.default.flags, 'log-level': 1, ...(mod.default.enableJsonFlag ? { json: 1 } : {}) }).sort();
       expect(Object.keys(manifest.commands[id]!.flags).sort(), id).toEqual(flags);
     }
   });

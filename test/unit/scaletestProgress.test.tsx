@@ -27,7 +27,7 @@ describe('ScaletestProgress', () => {
     expect(frame).toContain('● running');
     expect(frame).toContain('12.3 s');
     // 24.7 % of 20 cells → 5 filled.
-    expect(frame).toContain(`turns  ${'█'.repeat(5)}${'░'.repeat(15)}  12,345 / 50,000 (24.7%)  812.3 turns/s`);
+    expect(frame).toContain(`turns  ${'█'.repeat(5)}${'░'.repeat(15)}  12,345 / 50,000 (24.7%)  now 812.3 turns/s · mean 1,000.4 turns/s`);
     expect(frame).toContain('chats  4,321 active · 655 passed · 3 failed of 5,000');
     expect(frame).toContain('pool   waiting 4 · open 10');
     expect(frame).toContain('failed  status error: 1 · timeout: 2');
@@ -47,7 +47,7 @@ describe('ScaletestProgress', () => {
 describe('progressLine', () => {
   it('is one line with the same figures, for logs', () => {
     expect(progressLine(base)).toBe(
-      'scaletest: 12.3s turns 12345/50000 (812.3/s) chats active 4321 passed 655 failed 3 pool waiting 4 open 10 failures: status error 1, timeout 2',
+      'scaletest: 12.3s turns 12345/50000 (now 812.3/s mean 1000.4/s) chats active 4321 passed 655 failed 3 pool waiting 4 open 10 failures: status error 1, timeout 2',
     );
     expect(progressLine({ ...base, phase: 'draining' })).toBe('scaletest: waiting for the last pushes…');
   });

@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { LatencyRecorder } from '../../src/daemon/observability/quantiles.js';
 import { renderHtml } from '../../src/scaletest/html.js';
 import {
-  evaluateGates,
   formatText,
+  intervalPercentiles,
   latencyMs,
   queryRows,
   starvingQueries,
@@ -12,13 +12,17 @@ import {
   summaryLine,
   type ScaletestReport,
 } from '../../src/scaletest/report.js';
+import { evaluateThresholds, parseThreshold } from '../../src/scaletest/thresholds.js';
 
 function sampleReport(overrides: Partial<ScaletestReport> = {}): ScaletestReport {
   const lat = { count: 300, mean: 12, p50: 10, p95: 20, p99: 30, max: 45.5 };
   return {
     startedAt: '2024-01-01T00:00:00.000Z',
+    meta: { version: '0.1.0', gitCommit: 'abcdef1234567890', commandLine: 'coder-lite scaletest run', node: 'v20.20.2', hostCores: 2, sampleIntervalMs: 250 },
     config: {
       target: 'in-process',
+      llmMock: true,
+      prompts: 0,
       chats: 100,
       turns: 3,
       concurrency: 100,
@@ -42,11 +46,11 @@ function sampleReport(overrides: Partial<ScaletestReport> = {}): ScaletestReport
     pubsub: { publishes: 1200, flushes: 300, messagesPerFlush: 4 },
     push: { expected: 296, received: 296, sent: 296, failed: 0, cacheHits: 286, cacheMisses: 10, cacheHitRate: 0.966 },
     llm: { requests: 296, completed: 296, failed: 0 },
-    gates: [],
+    thresholds: [],
     timeline: [
-      { t: 0, turnsCompleted: 0, turnsPerSecond: 0, poolWaiting: 0, poolTotal: 1, activeChats: 100, failedChats: 0 },
-      { t: 1, turnsCompleted: 80, turnsPerSecond: 80, poolWaiting: 6, poolTotal: 10, activeChats: 100, failedChats: 0 },
-      { t: 2, turnsCompleted: 150, turnsPerSecond: 70, poolWaiting: 3, poolTotal: 10, activeChats: 60, failedChats: 1 },
+      { t: 0, turnsCompleted: 0, turnsPerSecond: 0, poolWaiting: 0, poolTotal: 1, activeChats: 100, failedChats: 0, turnDurationMs: { p50: 0, p95: 0, p99: 0 } },
+      { t: 1, turnsCompleted: 80, turnsPerSecond: 80, poolWaiting: 6, poolTotal: 10, activeChats: 100, failedChats: 0, turnDurationMs: { p50: 0, p95: 0, p99: 0 } },
+      { t: 2, turnsCompleted: 150, turnsPerSecond: 70, poolWaiting: 3, poolTotal: 10, activeChats: 60, failedChats: 1, turnDurationMs: { p50: 0, p95: 0, p99: 0 } },
     ],
     passed: false,
     ...overrides,
@@ -57,20 +61,38 @@ describe('queryRows', () => {
   it('sorts by count, divides by turns, and always lists the starving queries', () => {
     const rows = queryRows({ a: 10, b: 30, getChatModelConfigByID: 5 }, 10);
     expect(rows.map((r) => r.name)).toEqual(['b', 'a', 'getChatModelConfigByID', 'getEnabledChatProviders', 'getLastChatMessageByRole', 'getWebpushSubscriptionsByUserID']);
-    expect(rows[0]).toEqual({ name: 'b', count: 30, perTurn: 3 });
-    expect(rows.find((r) => r.name === 'getEnabledChatProviders')).toEqual({ name: 'getEnabledChatProviders', count: 0, perTurn: 0 });
+    expect(rows[0]).toEqual({ name: 'b', count: 30, perTurn: 3, totalMs: 0, meanMs: 0 });
+    expect(rows.find((r) => r.name === 'getEnabledChatProviders')).toEqual({ name: 'getEnabledChatProviders', count: 0, perTurn: 0, totalMs: 0, meanMs: 0 });
+    expect(queryRows({ a: 4 }, 2, { a: 0.01 })[0]).toMatchObject({ name: 'a', totalMs: 10, meanMs: 2.5 });
     expect(queryRows({ a: 1 }, 0)[0]!.perTurn).toBe(0);
   });
 });
 
-describe('evaluateGates', () => {
-  it('fails a gate only past its bound and adds only the gates asked for', () => {
+describe('intervalPercentiles', () => {
+  it("gives each timeline interval its own turn-duration percentiles, in ms", () => {
+    expect(intervalPercentiles([])).toEqual({ p50: 0, p95: 0, p99: 0 });
+    const seconds = Array.from({ length: 100 }, (_, i) => (i + 1) / 1000);
+    expect(intervalPercentiles(seconds)).toEqual({ p50: 50, p95: 95, p99: 99 });
+  });
+});
+
+describe('thresholds', () => {
+  it('parses k6-style expressions and measures each against the report', () => {
     const r = sampleReport();
-    expect(evaluateGates(r, {})).toEqual([]);
-    expect(evaluateGates(r, { maxQueriesPerTurn: 5, maxPoolWaitP99Ms: 3 })).toEqual([
-      { name: 'queries per turn', limit: 5, value: 5, passed: true },
-      { name: 'pool acquire wait p99 (ms)', limit: 3, value: 3.2, passed: false },
+    const results = evaluateThresholds(r, ['queries_per_turn<=5', 'pool_acquire_wait.p99<3', 'turn_duration.p95<2000', 'push_delivery.rate>=0.99', 'failed_chats.count==0'].map(parseThreshold));
+    expect(results.map((t) => [t.expression, t.value, t.passed])).toEqual([
+      ['queries_per_turn<=5', 5, true],
+      ['pool_acquire_wait.p99<3', 3.2, false],
+      ['turn_duration.p95<2000', 20, true],
+      ['push_delivery.rate>=0.99', 1, true],
+      ['failed_chats.count==0', 2, false],
     ]);
+  });
+
+  it('refuses unknown metrics and stats, naming what exists', () => {
+    expect(() => parseThreshold('turn_time.p95<1')).toThrow(/unknown metric turn_time .*turn_duration\.\{p50,p95/);
+    expect(() => parseThreshold('turn_duration.p42<1')).toThrow(/turn_duration has p50, p95, p99, max, mean, not p42/);
+    expect(() => parseThreshold('turn_duration.p95 soon')).toThrow(/expected metric\.stat<limit/);
   });
 });
 
@@ -101,7 +123,7 @@ describe('summary line', () => {
 
 describe('formatText', () => {
   it('shows verdict, counts, rate, latency table, pool, sorted queries with starving ones marked, push and gates', () => {
-    const text = formatText(sampleReport({ gates: [{ name: 'queries per turn', limit: 4, value: 5, passed: false }] }));
+    const text = formatText(sampleReport({ thresholds: evaluateThresholds(sampleReport(), [parseThreshold('queries_per_turn<=4'), parseThreshold('turn_duration.p95<2000')]) }));
     expect(text).toContain('Scaletest FAIL: 100 chats × 3 turns against an in-process daemon');
     expect(text).toContain('Chats     98 passed, 2 failed, 100 total');
     expect(text).toContain('296 of 300 in 4.3 s = 69.6 turns/s');
@@ -110,14 +132,17 @@ describe('formatText', () => {
     expect(text).toContain('acquire wait p50 0.010 ms, p99 3.2 ms, max 9.0 ms');
     const lines = text.split('\n');
     const first = lines.findIndex((l) => l.startsWith('insertChatMessage'));
-    expect(lines[first + 1]).toMatch(/^claimPendingChat\s+296\s+1\.000$/);
+    expect(lines[first + 1]).toMatch(/^claimPendingChat\s+296\s+1\.000\s+0\s+0$/);
     expect(text).toMatch(/getWebpushSubscriptionsByUserID \*\s+10\s+0\.034/);
     expect(text).toMatch(/getLastChatMessageByRole \*\s+0\s+0\.000/);
     expect(text).toMatch(/total\s+1,480\s+5\.000/);
     expect(text).toContain('1,200 notices in 300 flushes (4.0 per flush)');
     expect(text).toContain('296 of 296 received');
     expect(text).toContain('hit rate 96.6%');
-    expect(text).toContain('Gate      queries per turn 5 ≤ 4: FAILED');
+    expect(text).toContain('  ✗ queries_per_turn<=4     measured 5');
+    expect(text).toContain('  ✓ turn_duration.p95<2000  measured 20');
+    expect(text).toContain('turns/s (mean over the run)');
+    expect(text).toContain('coder-lite 0.1.0 (abcdef123456), Node v20.20.2, 2 cores');
   });
 
   it('says when the caches were off and when the run was interrupted', () => {

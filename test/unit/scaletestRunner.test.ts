@@ -4,6 +4,7 @@ import { silentLogger } from '../../src/daemon/observability/logger.js';
 import { ChatRunner } from '../../src/scaletest/chatRunner.js';
 import { summarize } from '../../src/scaletest/report.js';
 import { runScaletest, type ScaletestOptions } from '../../src/scaletest/runner.js';
+import { parseThreshold } from '../../src/scaletest/thresholds.js';
 import { startFakeChatApi, type FakeChatApi, type Misbehaviour } from '../helpers/fakeChatApi.js';
 
 let fake: FakeChatApi | undefined;
@@ -102,7 +103,9 @@ describe('runScaletest against a remote daemon', () => {
     timeoutMs: 60_000,
     configCache: true,
     subscriptionCache: true,
-    gates: {},
+    thresholds: [],
+    cleanup: true,
+    meta: { version: 'test', commandLine: 'test', node: process.version, hostCores: 1 },
     logger: silentLogger(),
     sampleIntervalMs: 20,
     startPushSink: async () => fake!.sink,
@@ -119,22 +122,32 @@ describe('runScaletest against a remote daemon', () => {
     expect(report.turns).toMatchObject({ total: 36, completed: 36 });
     expect(report.config).toMatchObject({ target: 'remote', users: 1, concurrency: 12 });
     // Every chat API call the fake answers costs two queries: 12 creates + 24 messages over 36 turns.
-    expect(report.queries.byName.find((q) => q.name === 'insertChatMessage')).toEqual({ name: 'insertChatMessage', count: 72, perTurn: 2 });
+    expect(report.queries.byName.find((q) => q.name === 'insertChatMessage')).toMatchObject({ name: 'insertChatMessage', count: 72, perTurn: 2 });
     expect(report.pool).toMatchObject({ source: 'metrics', max: 4, peakWaiting: 1, acquires: 72 });
     expect(report.push).toMatchObject({ expected: 72, received: 72 });
     expect(report.timeline.length).toBeGreaterThan(0);
     expect(report.timeline.at(-1)!.turnsCompleted).toBe(36);
+    // Every finished turn lands in one interval's percentiles.
+    expect(report.timeline.some((p) => p.turnDurationMs.p50 > 0)).toBe(true);
     const s = summarize(report);
     expect(s.pass + s.fail).toBe(s.total);
   });
 
-  it('fails the gates past their bounds', async () => {
+  it('cleans up after itself: the chats it made are archived and its push subscriptions deleted', async () => {
     fake = await startFakeChatApi();
-    const report = await runScaletest(options(fake.url, { chats: 2, gates: { maxQueriesPerTurn: 1.5, maxPoolWaitP99Ms: 100 } }));
+    const report = await runScaletest(options(fake.url, { chats: 3, turns: 1 }));
+    expect(report.cleanup).toEqual({ chatsArchived: 3, chatsLeft: 0, pushSubscriptionsDeleted: 2, skipped: false });
+    expect(fake.archived().sort()).toEqual(['c0', 'c1', 'c2']);
+    expect(fake.subscriptions()).toBe(0);
+  });
+
+  it('fails the thresholds past their bounds', async () => {
+    fake = await startFakeChatApi();
+    const report = await runScaletest(options(fake.url, { chats: 2, thresholds: [parseThreshold('queries_per_turn<=1.5'), parseThreshold('pool_acquire_wait.p99<=100')] }));
     expect(report.chats.failed).toBe(0);
-    expect(report.gates.map((g) => [g.name, g.passed])).toEqual([
-      ['queries per turn', false],
-      ['pool acquire wait p99 (ms)', true],
+    expect(report.thresholds.map((t) => [t.expression, t.passed])).toEqual([
+      ['queries_per_turn<=1.5', false],
+      ['pool_acquire_wait.p99<=100', true],
     ]);
     expect(report.passed).toBe(false);
   });

@@ -34,7 +34,9 @@ export default class PubsubPublish extends BaseCommand {
 
   static override flags = { ...databaseFlags, ...pubsubFlags(['postgres', 'nats']) };
 
-  async run(): Promise<void> {
+  static override enableJsonFlag = true;
+
+  async run(): Promise<{ channel: string; bytes: number; backend: string }> {
     const { args, flags } = await this.parse(PubsubPublish);
     const payload = args.message === '-' ? stripNewline(await readStdin()) : args.message;
     let nats: NatsTarget | undefined;
@@ -59,7 +61,7 @@ export default class PubsubPublish extends BaseCommand {
         // Flushes: the message is on the server when the command exits.
         await pubsub.close();
       }
-      return;
+      return { channel: args.channel, bytes: Buffer.byteLength(payload), backend: 'nats' };
     }
     const { db, close } = await openCommandDatabase({ postgresUrl: flags['postgres-url'], dataDir: flags['data-dir'], logger });
     try {
@@ -67,6 +69,7 @@ export default class PubsubPublish extends BaseCommand {
     } finally {
       await close();
     }
+    return { channel: args.channel, bytes: Buffer.byteLength(payload), backend: 'postgres' };
   }
 }
 

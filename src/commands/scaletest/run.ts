@@ -4,13 +4,17 @@ import { Flags, type Interfaces } from '@oclif/core';
 import { createElement } from 'react';
 
 import { BaseCommand } from '../../cli/base.js';
+import { ExitCode } from '../../cli/exitCodes.js';
+import { durationFlag, FlagValueError, httpAddressFlag, httpUrlFlag, intFlag, numberFlag, postgresUrlFlag } from '../../cli/flags.js';
 import { natsTargetFromFlags, pubsubFlags } from '../../cli/pubsub.js';
-import { ConfigError, parseDuration, parseHttpAddress, parsePostgresUrl, positiveInt } from '../../daemon/config.js';
+import { ConfigError, parseHttpAddress } from '../../daemon/config.js';
 import { createLogger } from '../../daemon/observability/logger.js';
 import { renderHtml } from '../../scaletest/html.js';
+import { runMetadata } from '../../scaletest/metadata.js';
 import { startPushSinkWorker } from '../../scaletest/pushSinkWorker.js';
 import { formatText, summaryLine, type ScaletestReport } from '../../scaletest/report.js';
 import { runScaletest, ScaletestSetupError, type LiveProgress, type ScaletestOptions, type Target } from '../../scaletest/runner.js';
+import { parseThreshold, thresholdMetrics, type Threshold } from '../../scaletest/thresholds.js';
 import { progressLine } from '../../tui/ScaletestProgress.js';
 
 export default class ScaletestRun extends BaseCommand {
@@ -20,34 +24,55 @@ export default class ScaletestRun extends BaseCommand {
 
 By default an in-process daemon runs on a throwaway embedded PostgreSQL (or on --postgres-url); --url and --token drive a running \`coder-lite server\` instead (pool figures then come from its /metrics).
 
-Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\`. Exit code 0 when every chat passed and every gate (--max-queries-per-turn, --max-pool-wait-p99) held, 1 otherwise. Ctrl-C stops the run and still prints the partial report.`;
+With --url the chats made are archived and the push subscriptions deleted afterwards (--no-cleanup keeps them).
+
+Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\` (--json: the report as one JSON line before it). Exit codes: 0 all passed; 1 a chat failed (or the setup did); 2 usage; 99 a --threshold failed; 130 interrupted (Ctrl-C stops the run and still prints the partial report).`;
 
   static override examples = [
     '<%= config.bin %> scaletest run',
     '<%= config.bin %> scaletest run --chats 50 --turns 3 --report scaletest.html',
     '<%= config.bin %> scaletest run --no-config-cache --no-subscription-cache   # reproduce the starvation',
-    '<%= config.bin %> scaletest run --max-queries-per-turn 12 --max-pool-wait-p99 5   # gate a release',
+    "<%= config.bin %> scaletest run --threshold 'turn_duration.p95<2000' --threshold 'queries_per_turn<=12' --threshold 'push_delivery.rate>=0.99'   # gate a release",
+    '<%= config.bin %> scaletest run --chats 600 --turns 1 --rate 20 --concurrency 200   # open loop: 20 new turns/s',
+    "<%= config.bin %> scaletest run --prompt 'Write a haiku' --prompt 'Now in French'",
+    '<%= config.bin %> scaletest compare before.json after.json',
     '<%= config.bin %> scaletest run --chats 1000 --turns 5 --pubsub nats --nats-url nats://127.0.0.1:4222',
     '<%= config.bin %> scaletest run --url http://127.0.0.1:3000 --token "$TOKEN" --llm-address 127.0.0.1:8090',
   ];
 
   static override flags = {
-    chats: Flags.integer({ description: 'Chats to run.', default: 5000 }),
-    turns: Flags.integer({ description: 'Turns (messages) per chat.', default: 10 }),
-    concurrency: Flags.integer({ description: 'Chats active at once; they start together behind a barrier. [default: all]' }),
-    users: Flags.integer({ description: 'Chat owners, each with its push subscriptions. [default: chats/10]' }),
-    'push-subscriptions-per-user': Flags.integer({ description: 'Push subscriptions per user, all to the loopback push sink; 0 for none.', default: 1 }),
-    'llm-latency': Flags.string({ description: "The LLM mock's delay before the first token (e.g. 50ms).", default: '50ms' }),
-    'llm-tokens': Flags.integer({ description: 'Tokens per LLM reply (each a message_part).', default: 8 }),
-    timeout: Flags.string({ description: 'Stop the whole run after this long; unfinished chats fail as timeout.', default: '30m' }),
-    'turn-timeout': Flags.string({ description: 'A turn that has not reached waiting after this long fails its chat as timeout.', default: '60s' }),
-    url: Flags.string({ description: 'Drive a running daemon at this URL instead of an in-process one (needs --token).', env: 'CODER_LITE_URL' }),
-    token: Flags.string({ description: 'API token for --url; every chat belongs to its user.', env: 'CODER_LITE_TOKEN' }),
-    'llm-address': Flags.string({
-      description: 'With --url: run the LLM mock on this host:port, for a daemon started with --chat-provider openai-compat --llm-base-url http://<host:port>/v1.',
+    chats: intFlag({ description: 'Chats to run.', min: 1, max: 1_000_000, default: 5000 }),
+    turns: intFlag({ description: 'Turns (messages) per chat.', min: 1, max: 10_000, default: 10 }),
+    concurrency: intFlag({ description: 'Chats active at once; they start together behind a barrier (with --rate: the most at once). [default: all]', min: 1, max: 1_000_000 }),
+    rate: numberFlag({
+      description: 'Open loop: start this many new chats per second, whether or not earlier ones are done (with --turns 1: new turns per second). Without it the loop is closed: --concurrency chats, each starting its next turn when the last ended.',
+      positive: true,
     }),
-    'postgres-url': Flags.string({ description: 'PostgreSQL for the in-process daemon. [default: a throwaway embedded PostgreSQL]', env: 'CODER_LITE_POSTGRES_URL' }),
-    'postgres-pool-max': Flags.integer({ description: "The in-process daemon's pool size.", default: 10 }),
+    prompt: Flags.string({ description: 'The message of turn 1; repeat for follow-ups (turn n sends the n-th, cycling). [default: a numbered filler]', multiple: true }),
+    users: intFlag({ description: 'Chat owners, each with its push subscriptions. [default: chats/10]', min: 1, max: 1_000_000 }),
+    'push-subscriptions-per-user': intFlag({ description: 'Push subscriptions per user, all to the loopback push sink; 0 for none.', min: 0, max: 100, default: 1 }),
+    'llm-latency': durationFlag({ description: "The LLM mock's delay before the first token (e.g. 50ms).", default: 50 }),
+    'llm-tokens': intFlag({ description: 'Tokens per LLM reply (each a message_part).', min: 1, max: 10_000, default: 8 }),
+    timeout: durationFlag({ description: 'Stop the whole run after this long; unfinished chats fail as timeout.', default: 30 * 60_000 }),
+    'turn-timeout': durationFlag({ description: 'A turn that has not reached waiting after this long fails its chat as timeout.', default: 60_000 }),
+    url: httpUrlFlag({
+      description: 'Drive a running daemon at this URL instead of an in-process one (needs --token).',
+      env: 'CODER_LITE_URL',
+      dependsOn: ['token'],
+      exclusive: ['postgres-url', 'postgres-pool-max', 'config-cache', 'subscription-cache', 'pubsub', 'nats-url', 'users'],
+    }),
+    token: Flags.string({ description: 'API token for --url; every chat belongs to its user.', env: 'CODER_LITE_TOKEN', dependsOn: ['url'] }),
+    'llm-address': httpAddressFlag({
+      description: 'With --url: run the LLM mock on this host:port, for a daemon started with --chat-provider openai-compat --llm-base-url http://<host:port>/v1.',
+      dependsOn: ['url'],
+    }),
+    cleanup: Flags.boolean({
+      description: 'With --url: archive the chats and delete the push subscriptions the run made (--no-cleanup keeps them to look at).',
+      default: true,
+      allowNo: true,
+    }),
+    'postgres-url': postgresUrlFlag({ description: 'PostgreSQL for the in-process daemon. [default: a throwaway embedded PostgreSQL]', env: 'CODER_LITE_POSTGRES_URL' }),
+    'postgres-pool-max': intFlag({ description: "The in-process daemon's pool size.", min: 1, max: 1000, default: 10 }),
     ...pubsubFlags(['postgres', 'nats']),
     'config-cache': Flags.boolean({ description: "The in-process daemon's chat config cache (--no-config-cache re-reads config every turn).", default: true, allowNo: true }),
     'subscription-cache': Flags.boolean({
@@ -55,13 +80,29 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\`. Exit
       default: true,
       allowNo: true,
     }),
-    json: Flags.boolean({ description: 'The report as one JSON object on one line of stdout, before the SCALETEST_SUMMARY line.' }),
     report: Flags.string({ description: 'Also write a self-contained HTML report with charts to this file.' }),
-    'max-queries-per-turn': Flags.integer({ description: 'Fail (exit 1) when the queries per turn exceed this.' }),
-    'max-pool-wait-p99': Flags.string({ description: 'Fail (exit 1) when the pool acquire wait p99 exceeds this many milliseconds.' }),
+    threshold: Flags.custom<Threshold>({
+      description: `A release gate, as k6 writes them: metric.stat<limit (<, <=, >, >=, ==; latencies in ms); repeatable; exit 99 when one fails. Metrics: ${Object.entries(
+        thresholdMetrics,
+      )
+        .map(([m, stats]) => `${m}.{${Object.keys(stats).join(',')}}`)
+        .join(', ')}.`,
+      multiple: true,
+      parse: async (input) => {
+        try {
+          return parseThreshold(input);
+        } catch (err) {
+          throw new FlagValueError((err as Error).message, { cause: err });
+        }
+      },
+    })(),
+    'max-queries-per-turn': intFlag({ description: 'Shorthand for --threshold queries_per_turn<=N.', min: 0, max: 1_000_000 }),
+    'max-pool-wait-p99': numberFlag({ description: 'Shorthand for --threshold pool_acquire_wait.p99<=MS.' }),
   };
 
-  async run(): Promise<void> {
+  static override enableJsonFlag = true;
+
+  async run(): Promise<ScaletestReport> {
     const { flags } = await this.parse(ScaletestRun);
     let options: Omit<ScaletestOptions, 'logger' | 'signal' | 'onProgress'>;
     try {
@@ -79,7 +120,7 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\`. Exit
       if (stop.signal.aborted) {
         // A second Ctrl-C means now; the embedded cluster is stopped by its exit hook.
         process.stderr.write('scaletest: stopped without a report\n');
-        process.exit(130);
+        process.exit(ExitCode.interrupted);
       }
       view.stopping();
       stop.abort();
@@ -104,53 +145,30 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\`. Exit
       await writeFile(flags.report, renderHtml(report));
       process.stderr.write(`scaletest: wrote the HTML report to ${flags.report}\n`);
     }
-    process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatText(report));
-    process.stdout.write(`${summaryLine(report)}\n`);
-    await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
-    if (!report.passed) this.exit(1);
+    if (!this.jsonEnabled()) {
+      process.stdout.write(formatText(report));
+      process.stdout.write(`${summaryLine(report)}\n`);
+    }
+    // Set, not exit(): oclif still prints the --json result after run() returns.
+    process.exitCode = scaletestExitCode(report);
+    return report;
+  }
+
+  /** The report on one line, then the SCALETEST_SUMMARY line CI greps for. */
+  override logJson(json: unknown): void {
+    process.stdout.write(`${JSON.stringify(json)}\n`);
+    if (json && typeof json === 'object' && 'chats' in json) process.stdout.write(`${summaryLine(json as ScaletestReport)}\n`);
   }
 
   private options(flags: Interfaces.InferredFlags<typeof ScaletestRun.flags>): Omit<ScaletestOptions, 'logger' | 'signal' | 'onProgress'> {
-    positiveInt('--chats', flags.chats);
-    positiveInt('--turns', flags.turns, 10_000);
-    if (flags.concurrency !== undefined) positiveInt('--concurrency', flags.concurrency);
-    if (flags.users !== undefined) positiveInt('--users', flags.users);
-    if (flags['push-subscriptions-per-user'] < 0 || flags['push-subscriptions-per-user'] > 100) {
-      throw new ConfigError(`invalid --push-subscriptions-per-user ${flags['push-subscriptions-per-user']}: expected 0 to 100`);
-    }
-    positiveInt('--llm-tokens', flags['llm-tokens'], 10_000);
-    positiveInt('--postgres-pool-max', flags['postgres-pool-max'], 1000);
-    let maxPoolWaitP99Ms: number | undefined;
-    if (flags['max-pool-wait-p99'] !== undefined) {
-      maxPoolWaitP99Ms = Number(flags['max-pool-wait-p99']);
-      if (!Number.isFinite(maxPoolWaitP99Ms) || maxPoolWaitP99Ms < 0) {
-        throw new ConfigError(`invalid --max-pool-wait-p99 "${flags['max-pool-wait-p99']}": expected milliseconds, e.g. 5 or 2.5`);
-      }
-    }
-    if (flags['max-queries-per-turn'] !== undefined && flags['max-queries-per-turn'] < 0) {
-      throw new ConfigError(`invalid --max-queries-per-turn ${flags['max-queries-per-turn']}: expected 0 or more`);
-    }
+    const thresholds = [...(flags.threshold ?? [])];
+    if (flags['max-queries-per-turn'] !== undefined) thresholds.push(parseThreshold(`queries_per_turn<=${flags['max-queries-per-turn']}`));
+    if (flags['max-pool-wait-p99'] !== undefined) thresholds.push(parseThreshold(`pool_acquire_wait.p99<=${flags['max-pool-wait-p99']}`));
     let target: Target;
     if (flags.url !== undefined) {
-      let url: URL;
-      try {
-        url = new URL(flags.url);
-      } catch {
-        throw new ConfigError(`invalid --url "${flags.url}": expected e.g. http://127.0.0.1:3000`);
-      }
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`invalid --url "${flags.url}": the scheme must be http or https`);
-      if (!flags.token) throw new ConfigError('--url needs --token (or CODER_LITE_TOKEN): the API token of the user the chats belong to');
-      for (const local of ['postgres-url', 'config-cache', 'subscription-cache', 'pubsub', 'nats-url'] as const) {
-        if (this.argv.some((a) => a === `--${local}` || a === `--no-${local}` || a.startsWith(`--${local}=`))) {
-          throw new ConfigError(`--${local} configures the in-process daemon; it cannot be used with --url`);
-        }
-      }
       const llmAddress = flags['llm-address'] !== undefined ? parseHttpAddress(flags['llm-address']) : undefined;
-      target = { kind: 'remote', url: url.origin, token: flags.token, llmAddress };
+      target = { kind: 'remote', url: new URL(flags.url).origin, token: flags.token!, llmAddress };
     } else {
-      if (flags.token !== undefined && this.argv.some((a) => a === '--token' || a.startsWith('--token='))) throw new ConfigError('--token needs --url');
-      if (flags['llm-address'] !== undefined) throw new ConfigError('--llm-address is for --url runs; the in-process daemon gets its own mock');
-      if (flags['postgres-url']) parsePostgresUrl(flags['postgres-url']);
       const nats = natsTargetFromFlags(flags);
       target = { kind: 'in-process', postgresUrl: flags['postgres-url'], postgresPoolMax: flags['postgres-pool-max'], nats };
     }
@@ -160,14 +178,18 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\`. Exit
       turns: flags.turns,
       concurrency: flags.concurrency,
       users: flags.users,
+      rate: flags.rate,
+      prompts: flags.prompt,
       pushSubscriptionsPerUser: flags['push-subscriptions-per-user'],
-      llmLatencyMs: parseDuration('--llm-latency', flags['llm-latency']),
+      llmLatencyMs: flags['llm-latency'],
       llmTokens: flags['llm-tokens'],
-      timeoutMs: parseDuration('--timeout', flags.timeout),
-      turnTimeoutMs: parseDuration('--turn-timeout', flags['turn-timeout']),
+      timeoutMs: flags.timeout,
+      turnTimeoutMs: flags['turn-timeout'],
       configCache: flags['config-cache'],
       subscriptionCache: flags['subscription-cache'],
-      gates: { maxQueriesPerTurn: flags['max-queries-per-turn'], maxPoolWaitP99Ms },
+      thresholds,
+      cleanup: flags.cleanup,
+      meta: runMetadata(this.argv),
       startPushSink: startPushSinkWorker,
       clientThread: true,
     };
@@ -216,6 +238,14 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\`. Exit
       close: () => clearInterval(timer),
     };
   }
+}
+
+/** Interrupted 130, failed chats 1, a failed threshold 99 (k6's code), else 0. */
+export function scaletestExitCode(r: ScaletestReport): number {
+  if (r.interrupted) return ExitCode.interrupted;
+  if (r.chats.failed > 0 || r.chats.passed < r.chats.total) return ExitCode.failure;
+  if (r.thresholds.some((t) => !t.passed)) return ExitCode.thresholdsFailed;
+  return ExitCode.ok;
 }
 
 interface ProgressView {

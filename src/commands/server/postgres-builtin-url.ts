@@ -8,11 +8,14 @@ export default class PostgresBuiltinUrl extends BaseCommand {
 
   static override flags = { 'data-dir': databaseFlags['data-dir'] };
 
-  async run(): Promise<void> {
+  static override enableJsonFlag = true;
+
+  async run(): Promise<{ url: string }> {
     const { flags } = await this.parse(PostgresBuiltinUrl);
     const dataDir = flags['data-dir'] ?? defaultDataDir();
     const url = await runningEmbeddedUrl(dataDir);
     if (!url) this.error(`no running coder-lite server with an embedded PostgreSQL in ${dataDir}; start one with \`coder-lite server --data-dir ${dataDir}\``, { exit: 1 });
-    process.stdout.write(`${url}\n`);
+    if (!this.jsonEnabled()) process.stdout.write(`${url}\n`);
+    return { url };
   }
 }

@@ -19,21 +19,21 @@ export default class UsersCreate extends BaseCommand {
   static override flags = {
     ...databaseFlags,
     email: Flags.string({ description: 'E-mail address.' }),
-    json: Flags.boolean({ description: 'Print {id, username, token} as JSON.' }),
   };
 
-  async run(): Promise<void> {
+  static override enableJsonFlag = true;
+
+  async run(): Promise<{ id: string; username: string; token: string }> {
     const { args, flags } = await this.parse(UsersCreate);
     const logger = createLogger({ level: flags['log-level'] as 'info', format: 'json' });
     const { db, close } = await openCommandDatabase({ postgresUrl: flags['postgres-url'], dataDir: flags['data-dir'], logger });
     try {
       const { user, token } = await createUserWithToken(db, args.name, flags.email);
-      if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ id: user.id, username: user.username, token })}\n`);
-      } else {
+      if (!this.jsonEnabled()) {
         process.stderr.write(`Created user ${user.username} (${user.id}). Its API token, shown only this once:\n`);
         process.stdout.write(`${token}\n`);
       }
+      return { id: user.id, username: user.username, token };
     } catch (err) {
       if (err instanceof UserInputError) this.usageError(err.message);
       throw err;

@@ -18,7 +18,9 @@ export default class VapidRegenerate extends BaseCommand {
     yes: Flags.boolean({ char: 'y', description: 'Do not ask for confirmation.' }),
   };
 
-  async run(): Promise<void> {
+  static override enableJsonFlag = true;
+
+  async run(): Promise<{ public_key: string; deleted_subscriptions: number }> {
     const { flags } = await this.parse(VapidRegenerate);
     const logger = createLogger({ level: flags['log-level'] as 'info', format: 'json' });
     const { db, close } = await openCommandDatabase({ postgresUrl: flags['postgres-url'], dataDir: flags['data-dir'], logger, startEmbeddedIfStopped: true });
@@ -35,8 +37,11 @@ export default class VapidRegenerate extends BaseCommand {
         if (!/^y(es)?$/i.test(answer.trim())) this.error('aborted; nothing changed', { exit: 1 });
       }
       const { publicKey, deleted } = await regenerateVapidKeys(db);
-      process.stderr.write(`Deleted ${deleted} push subscription(s). New public key:\n`);
-      process.stdout.write(`${publicKey}\n`);
+      if (!this.jsonEnabled()) {
+        process.stderr.write(`Deleted ${deleted} push subscription(s). New public key:\n`);
+        process.stdout.write(`${publicKey}\n`);
+      }
+      return { public_key: publicKey, deleted_subscriptions: deleted };
     } finally {
       await close();
     }

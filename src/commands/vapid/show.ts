@@ -1,5 +1,3 @@
-import { Flags } from '@oclif/core';
-
 import { BaseCommand, databaseFlags } from '../../cli/base.js';
 import { openCommandDatabase } from '../../cli/database.js';
 import { createLogger } from '../../daemon/observability/logger.js';
@@ -12,18 +10,19 @@ export default class VapidShow extends BaseCommand {
 
   static override flags = {
     ...databaseFlags,
-    json: Flags.boolean({ description: 'Print {public_key, subscriptions} as JSON.' }),
   };
 
-  async run(): Promise<void> {
+  static override enableJsonFlag = true;
+
+  async run(): Promise<{ public_key: string; subscriptions: number }> {
     const { flags } = await this.parse(VapidShow);
     const logger = createLogger({ level: flags['log-level'] as 'info', format: 'json' });
     const { db, close } = await openCommandDatabase({ postgresUrl: flags['postgres-url'], dataDir: flags['data-dir'], logger, startEmbeddedIfStopped: true });
     try {
       const { publicKey, subscriptions } = await vapidStatus(db);
       if (!publicKey) this.error('no VAPID key pair yet: `coder-lite server` creates one on its first start', { exit: 1 });
-      if (flags.json) process.stdout.write(`${JSON.stringify({ public_key: publicKey, subscriptions })}\n`);
-      else process.stdout.write(`${publicKey}\n`);
+      if (!this.jsonEnabled()) process.stdout.write(`${publicKey}\n`);
+      return { public_key: publicKey, subscriptions };
     } finally {
       await close();
     }

@@ -87,7 +87,8 @@ export function installBodyParser(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
     if (!isUtf8(body)) return done(new ErrInvalidText({ detail: 'the body is not valid UTF-8' }), undefined);
-    parseJson(req, body.toString('utf8'), (err, value) => {
+    // Called with a callback, fastify's parser returns nothing; its type admits a promise.
+    void parseJson(req, body.toString('utf8'), (err, value) => {
       if (err) return done(err, undefined);
       const problem = valueProblem(value);
       if (problem) return done(new ErrInvalidText({ detail: `body ${problem}` }), undefined);

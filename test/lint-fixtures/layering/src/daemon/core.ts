@@ -1,0 +1,3 @@
+import { flag } from '../commands/cmd.js';
+
+export const core = flag;
