@@ -10,6 +10,11 @@ export function chatView(chatId) {
   let chat;
   let lastId = 0;
   let draft = '';
+  /**
+   * Set when a turn stops: parts the worker sent before it heard of the stop may still arrive, and belong to the
+   * turn that ended. The next turn (`pending` or `running`) clears it.
+   */
+  let stopped = false;
   const seen = new Set();
   const title = h('h2', { id: 'chat-title' }, '…');
   const badge = h('span');
@@ -48,6 +53,7 @@ export function chatView(chatId) {
    * on screen, marked: a saved reply always arrives before the status that ends its turn, and clears the draft.
    */
   const keepInterrupted = () => {
+    stopped = true;
     if (draft === '') return;
     messages.insertBefore(
       h('li', { className: 'msg assistant interrupted' }, h('span', { className: 'role' }, 'Agent · ', h('span', { className: 'marker' }, 'interrupted')), h('div', { className: 'content' }, draft)),
@@ -105,10 +111,11 @@ export function chatView(chatId) {
         for (const e of events) {
           if (e.type === 'status') {
             chat = { ...chat, status: e.status, last_error: e.last_error ?? null };
-            if (e.status !== 'running') keepInterrupted();
+            if (e.status === 'running' || e.status === 'pending') stopped = false;
+            else keepInterrupted();
             showStatus();
           } else if (e.type === 'message') addMessage(e.message);
-          else if (e.type === 'message_part') draft += e.text;
+          else if (e.type === 'message_part' && !stopped) draft += e.text;
           else if (e.type === 'preview_reset') draft = '';
           else if (e.type === 'queue_update') showQueue(e.queued);
           else if (e.type === 'error') lastError.textContent = e.message;
