@@ -4,19 +4,12 @@ import type { Browser, BrowserContext, BrowserContextOptions, Page, Worker } fro
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { startPushSink } from '../../src/scaletest/pushSink.js';
-import { haveChromium, launchChromium, pushDeliverer } from '../helpers/browser.js';
+import { haveChromium, launchChromium, deliverUntilShown, pushDeliverer, type ShownNotification } from '../helpers/browser.js';
 import { chatApi } from '../helpers/chatClient.js';
 import { createTestUser, startTestDaemon } from '../helpers/daemon.js';
 
 // The browser globals the functions run inside the page and the service worker use: the project type-checks
 // without the DOM and webworker libs, and module-local declarations leave the serialized functions untouched.
-interface ShownNotification {
-  title: string;
-  body: string;
-  icon: string;
-  tag: string;
-  data: unknown;
-}
 declare const window: {
   marker?: number;
   isSecureContext: boolean;
@@ -348,10 +341,8 @@ describe.skipIf(!haveChromium)('web console in headless Chromium', () => {
     it('registers, controls the page, and shows a declarative push with its title, body, icon, chat tag and URL', async () => {
       expect(await page.evaluate(() => navigator.serviceWorker.controller?.scriptURL)).toBe(`${origin}/sw.js`);
       const chat = '11111111-1111-4111-8111-111111111111';
-      await deliver({
-        web_push: 8030,
-        notification: { title: 'Fix the build', body: 'All tests pass now.', navigate: `${origin}/chats/${chat}`, icon: `${origin}/icon.png`, tag: chat },
-      });
+      const payload = { web_push: 8030, notification: { title: 'Fix the build', body: 'All tests pass now.', navigate: `${origin}/chats/${chat}`, icon: `${origin}/icon.png`, tag: chat } };
+      await deliverUntilShown(deliver, notifications, payload, chat);
       await poll(notifications).toEqual([
         { title: 'Fix the build', body: 'All tests pass now.', icon: `${origin}/icon.png`, tag: chat, data: { url: `${origin}/chats/${chat}` } },
       ]);

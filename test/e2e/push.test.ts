@@ -3,19 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { getWebpushSubscriptionsByUserID } from '../../src/daemon/store/webpush.js';
 import { startPushSink, type SinkSubscription } from '../../src/scaletest/pushSink.js';
-import { haveChromium, launchChromium, pushDeliverer } from '../helpers/browser.js';
+import { haveChromium, launchChromium, deliverUntilShown, pushDeliverer, type ShownNotification } from '../helpers/browser.js';
 import { chatApi } from '../helpers/chatClient.js';
 import { createTestUser, startTestDaemon } from '../helpers/daemon.js';
 
 // Browser globals the functions run in the page and the service worker use (the project type-checks without the
 // DOM and webworker libs).
-interface ShownNotification {
-  title: string;
-  body: string;
-  icon: string;
-  tag: string;
-  data: unknown;
-}
 declare const document: { dispatchEvent(event: unknown): boolean };
 declare const Event: new (type: string) => unknown;
 declare const self: {
@@ -113,7 +106,7 @@ describe.skipIf(!haveChromium)('push notifications users keep (headless Chromium
     expect(await suppressed()).toBe(before + 1);
 
     // Handed to the service worker as delivered, it shows (while a console tab is open, too).
-    await deliver(push.payload);
+    await deliverUntilShown(deliver, notifications, push.payload, chat.id);
     await poll(notifications).toContainEqual({ title: 'watch me work', body: 'Fake reply to "after you looked away".', icon: `${origin}/icon.png`, tag: chat.id, data: { url: navigate } });
     // A newer push about the same chat replaces it on screen.
     await deliver({ web_push: 8030, notification: { title: 'watch me work', body: 'newer', navigate, tag: chat.id } });

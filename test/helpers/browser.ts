@@ -17,6 +17,31 @@ export function launchChromium(opts: { hostRules?: string[] } = {}): Promise<Bro
 }
 
 /**
+ * Delivers `payload` until `shown()` lists a notification with its tag. The first push the DevTools protocol hands a
+ * freshly started service worker is now and then dropped on a loaded machine (seen in about one run in five, never
+ * reproduced by hand); a push service retries undelivered messages too. The tag makes a repeat replace, not add.
+ */
+export async function deliverUntilShown(deliver: (payload: unknown) => Promise<void>, shown: () => Promise<ShownNotification[]>, payload: unknown, tag: string): Promise<void> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    await deliver(payload);
+    for (let i = 0; i < 40; i++) {
+      if ((await shown()).some((n) => n.tag === tag)) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`no notification tagged ${tag} after 5 deliveries`);
+}
+
+/** A notification as the service worker's registration lists it. */
+export interface ShownNotification {
+  title: string;
+  body: string;
+  icon: string;
+  tag: string;
+  data: unknown;
+}
+
+/**
  * Hands payloads to the console's service worker as a push service would, through the DevTools protocol (what
  * DevTools' own "Push" button sends).
  */
