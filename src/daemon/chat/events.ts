@@ -88,6 +88,8 @@ export interface PartsNotice {
   seq: number;
   texts: string[];
   open?: true;
+  /** A catch-up answering a request, in several notices: it ends with part `upto`. */
+  upto?: number;
   /** When the first of them was produced (epoch ms): the viewer's replica measures relay latency from it. */
   ts: number;
 }

@@ -119,17 +119,17 @@ export class PartsRelay implements PartTap {
     const texts = this.opts.parts.since(want.chat, cur.generation, after);
     // What waits in the window goes first, so the catch-up is the newest thing on the channel.
     this.flush(want.chat);
-    if (texts && texts.length > 0) this.send(want.chat, cur.generation, after + 1, texts, this.now());
+    if (texts && texts.length > 0) this.send(want.chat, cur.generation, after + 1, texts, this.now(), after + texts.length);
   }
 
   /** Notices of at most `noticeTextBytes` of text each; a long part goes in fragments, the last of a notice `open`. */
-  private send(chatId: string, generation: number, seq: number, texts: readonly string[], ts: number): void {
+  private send(chatId: string, generation: number, seq: number, texts: readonly string[], ts: number, upto?: number): void {
     let batch: string[] = [];
     let bytes = 0;
     let first = seq;
     const emit = (open: boolean) => {
       if (batch.length === 0) return;
-      const parts: PartsNotice = { generation, seq: first, texts: batch, ts, ...(open ? { open: true } : {}) };
+      const parts: PartsNotice = { generation, seq: first, texts: batch, ts, ...(open ? { open: true } : {}), ...(upto !== undefined ? { upto } : {}) };
       void this.publish(chatId, { parts });
       batch = [];
       bytes = 0;

@@ -173,6 +173,8 @@ class Subscription implements StreamSubscription {
   private stoppedGeneration = 0;
   /** A first batch after (re)connecting or a hole goes out as one part. */
   private catchingUp = true;
+  /** The cursor of the last event sent. */
+  private shown: StreamCursor;
   private wantUntil = 0;
   private versionAhead: NodeJS.Timeout | undefined;
   private ready = false;
@@ -183,6 +185,7 @@ class Subscription implements StreamSubscription {
   private cancelPubsub?: Cancel;
   private queueRefresh?: { again: boolean };
   private readonly assembler = new PartsAssembler();
+  private catchUpParts: { generation: number; seq: number; texts: string[] } | undefined;
   private readonly log: Logger;
   private readonly onLocalParts: PartListener = (generation, seq, texts) => {
     // Before the snapshot, parts are taken from the turn's log instead.
@@ -199,6 +202,7 @@ class Subscription implements StreamSubscription {
   ) {
     this.chatId = chat.id;
     this.lastMessageId = cursor.afterId;
+    this.shown = { afterId: cursor.afterId, generation: cursor.seq > 0 ? cursor.generation : 0, seq: cursor.seq };
     this.version = chat.version;
     this.turn = { generation: chat.generation, workerId: chat.status === 'running' ? chat.workerId : null };
     this.log = opts.logger.child({ chatId: chat.id });
@@ -318,7 +322,6 @@ class Subscription implements StreamSubscription {
     const now = Date.now();
     if (!force && now < this.wantUntil) return;
     this.wantUntil = now + wantRetryMs;
-    this.catchingUp = true;
     void this.opts.want({ chat: this.chatId, generation: this.turn.generation, after: this.previewSeq(this.turn.generation) });
   }
 
@@ -354,6 +357,7 @@ class Subscription implements StreamSubscription {
     // This replica's own parts cannot have holes; a relayed hole is asked for again.
     if (from === 'local') return;
     this.opts.metrics.partGaps.inc();
+    this.catchingUp = true;
     this.askForParts();
   }
 
@@ -363,11 +367,19 @@ class Subscription implements StreamSubscription {
     this.sink(events);
   }
 
+  /** The client's position once it has `e`: its newest message, and the parts it holds of a run. */
   private cursorAfter(e: StreamEvent): string {
-    if (e.type === 'message' && e.message.role === 'assistant' && this.preview?.seq) this.preview = { generation: this.preview.generation, seq: 0 };
-    if (e.type === 'preview_reset' && this.preview) this.preview = { generation: this.preview.generation, seq: 0 };
-    const p = this.preview;
-    return formatCursor({ afterId: e.type === 'message' ? e.message.id : this.lastMessageId, generation: p?.seq ? p.generation : 0, seq: p?.seq ?? 0 });
+    if (e.type === 'message_part') {
+      this.shown = { afterId: this.shown.afterId, generation: e.generation, seq: e.seq };
+    } else if (e.type === 'message') {
+      // A reply replaces the partial text it completes.
+      this.shown = e.message.role === 'assistant' ? { afterId: e.message.id, generation: 0, seq: 0 } : { ...this.shown, afterId: e.message.id };
+      if (e.message.role === 'assistant' && this.preview) this.preview = { generation: this.preview.generation, seq: 0 };
+    } else if (e.type === 'preview_reset') {
+      this.shown = { afterId: this.shown.afterId, generation: 0, seq: 0 };
+      if (this.preview) this.preview = { generation: this.preview.generation, seq: 0 };
+    }
+    return formatCursor(this.shown);
   }
 
   /**
@@ -441,8 +453,17 @@ class Subscription implements StreamSubscription {
     // This replica's own turn reaches its streams directly; its relayed copy is for the others.
     const local = this.opts.parts.current(this.chatId);
     if (local && local.generation >= n.generation) return;
-    const whole = this.assembler.accept(n);
+    let whole = this.assembler.accept(n);
     if (!whole) return;
+    // A catch-up in several notices reaches the client as one part, like a local late joiner's.
+    const c = this.catchUpParts;
+    const joins = c !== undefined && c.generation === whole.generation && c.seq + c.texts.length === whole.seq;
+    if (joins) whole = { generation: c.generation, seq: c.seq, texts: c.texts.concat(whole.texts) };
+    this.catchUpParts = undefined;
+    if (n.upto !== undefined && whole.seq + whole.texts.length - 1 < n.upto) {
+      this.catchUpParts = whole;
+      return;
+    }
     this.opts.metrics.partRelayLatency.observe(Math.max(0, Date.now() - n.ts) / 1000);
     this.parts(whole.generation, whole.seq, whole.texts, 'relay');
   }
