@@ -175,6 +175,7 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
     const workerId = newWorkerId();
     const parts = new LocalParts();
     const relay = new PartsRelay({
+      replica: workerId,
       publisher: pubsub,
       subscriber: pubsub,
       parts,
@@ -189,7 +190,7 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
       store: seams.chatStreamStore?.(realStreamStore) ?? realStreamStore,
       subscriber: pubsub,
       parts,
-      want: (w) => relay.want(w),
+      relay,
       workerId,
       logger,
       metrics: chatMetrics,

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
-export type NoticeReason = 'status' | 'message' | 'queue_update' | 'error' | 'retry' | 'pending' | 'interrupt' | 'owner' | 'parts' | 'parts_want';
+export type NoticeReason = 'status' | 'message' | 'queue_update' | 'error' | 'retry' | 'pending' | 'interrupt' | 'owner' | 'parts' | 'parts_want' | 'parts_watch';
 
 export interface ChatMetrics {
   turns: Counter;

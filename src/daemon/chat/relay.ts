@@ -9,13 +9,26 @@ import type { LocalParts, PartTap } from './parts.js';
  * chat's stream channel. Nothing is published for a chat no other replica watches.
  */
 export const partsWantChannel = 'chat:parts:want';
+/**
+ * Each replica says which chats it streams (when a stream opens, and all of them every safety-net tick), so the
+ * replica that runs a turn relays its parts from the first one, without waiting to be asked.
+ */
+export const partsWatchChannel = 'chat:parts:watch';
 
-/** Parts of `generation` after `after`, please; `renew` only extends the lease (no catch-up). */
+/** On `chat:parts:watch`: `replica` has viewers of these chats. */
+export interface PartsWatch {
+  replica: string;
+  chats: string[];
+}
+
+/** Chat ids per watch notice: 36-byte UUIDs and their quotes stay well below NOTIFY's 8000 bytes. */
+const chatsPerWatch = 150;
+
+/** Parts of `generation` after `after`, please. */
 export interface PartsWant {
   chat: string;
   generation: number;
   after: number;
-  renew?: boolean;
 }
 
 /** Parts wait this long to share a notice: a model's ~150 tokens/s cost ~25 notices/s, not 150. */
@@ -26,12 +39,14 @@ const noticeTextBytes = 5000;
 const fragmentChars = 800;
 
 export interface PartsRelayOptions {
+  /** This replica (its worker id): its own watch notices are not for it. */
+  replica: string;
   publisher: Publisher;
   subscriber: Subscriber;
   parts: Pick<LocalParts, 'current' | 'since'>;
   metrics: Pick<ChatMetrics, 'notices'>;
   logger: Logger;
-  /** How long a want keeps parts coming without a renewal. Viewers renew on every safety-net tick. */
+  /** How long a watch or a want keeps parts coming without a renewal; replicas renew on every safety-net tick. */
   leaseMs: number;
   windowMs?: number;
   now?: () => number;
@@ -52,17 +67,39 @@ export class PartsRelay implements PartTap {
     this.now = opts.now ?? Date.now;
   }
 
-  start(): Promise<Cancel> {
-    return this.opts.subscriber.subscribe(partsWantChannel, (payload) => {
-      let want: PartsWant;
+  async start(): Promise<Cancel> {
+    const parse = <T>(payload: Buffer, what: string): T | undefined => {
       try {
-        want = JSON.parse(payload.toString()) as PartsWant;
+        return JSON.parse(payload.toString()) as T;
       } catch (err) {
-        this.opts.logger.warn({ err }, 'chat relay: malformed parts request ignored');
-        return;
+        this.opts.logger.warn({ err }, `chat relay: malformed ${what} ignored`);
+        return undefined;
       }
-      this.onWant(want);
-    });
+    };
+    const cancels = await Promise.all([
+      this.opts.subscriber.subscribe(partsWantChannel, (payload) => {
+        const want = parse<PartsWant>(payload, 'parts request');
+        if (want) this.onWant(want);
+      }),
+      this.opts.subscriber.subscribe(partsWatchChannel, (payload) => {
+        const watch = parse<PartsWatch>(payload, 'watch notice');
+        if (watch && watch.replica !== this.opts.replica && Array.isArray(watch.chats)) for (const chat of watch.chats) this.lease(chat);
+      }),
+    ]);
+    return async () => void (await Promise.all(cancels.map((c) => c())));
+  }
+
+  /** Tells the other replicas that this one streams `chats`. */
+  async announce(chats: readonly string[]): Promise<void> {
+    for (let i = 0; i < chats.length; i += chatsPerWatch) {
+      const watch: PartsWatch = { replica: this.opts.replica, chats: chats.slice(i, i + chatsPerWatch) };
+      try {
+        await this.opts.publisher.publish(partsWatchChannel, JSON.stringify(watch));
+        this.opts.metrics.notices.inc({ reason: 'parts_watch' });
+      } catch (err) {
+        this.opts.logger.warn({ err }, 'chat relay: announcing watched chats failed; the next tick announces them again');
+      }
+    }
   }
 
   /** A viewer's request, from whichever replica it is on. */
@@ -104,17 +141,22 @@ export class PartsRelay implements PartTap {
     return this.watched.size;
   }
 
+  private lease(chatId: string): Watch {
+    let w = this.watched.get(chatId);
+    if (!w) {
+      w = { until: 0 };
+      this.watched.set(chatId, w);
+    }
+    w.until = this.now() + this.opts.leaseMs;
+    return w;
+  }
+
   private onWant(want: PartsWant): void {
     const cur = this.opts.parts.current(want.chat);
     if (!cur) return;
-    let w = this.watched.get(want.chat);
-    if (!w) {
-      w = { until: 0 };
-      this.watched.set(want.chat, w);
-    }
-    w.until = this.now() + this.opts.leaseMs;
+    this.lease(want.chat);
     // A want for a generation this replica has not begun yet holds the lease; its parts start at seq 1 anyway.
-    if (want.renew || want.generation > cur.generation) return;
+    if (want.generation > cur.generation) return;
     const after = want.generation === cur.generation ? want.after : 0;
     const texts = this.opts.parts.since(want.chat, cur.generation, after);
     // What waits in the window goes first, so the catch-up is the newest thing on the channel.

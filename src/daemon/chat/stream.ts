@@ -7,7 +7,7 @@ import { messageJson, ownerChannel, queuedJson, retryJson, statusEvent, streamCh
 import type { ChatMetrics } from './metrics.js';
 import { statusNotice } from './notifier.js';
 import type { LocalParts, PartListener } from './parts.js';
-import { PartsAssembler, type PartsWant } from './relay.js';
+import { PartsAssembler, type PartsRelay } from './relay.js';
 
 /** The reads a subscription makes; tests wrap the real ones to inject failures. */
 export interface StreamStore {
@@ -45,8 +45,8 @@ export interface ChatStreamsOptions {
   store: StreamStore;
   subscriber: Subscriber;
   parts: Pick<LocalParts, 'attach' | 'detach' | 'current' | 'since'>;
-  /** Asks the replica running a turn for its parts. */
-  want: (w: PartsWant) => Promise<void>;
+  /** Asks the replica running a turn for its parts, and tells the others which chats are streamed here. */
+  relay: Pick<PartsRelay, 'want' | 'announce'>;
   /** This replica's worker: a chat it runs streams from `parts`, any other through the relay. */
   workerId: string;
   logger: Logger;
@@ -81,6 +81,8 @@ export const defaultCheckIntervalMs = 10_000;
 const notYetMs = 1000;
 /** A request for missing parts not answered by then is sent again. */
 const wantRetryMs = 1000;
+/** After an announcement, streams opened within this long wait to be announced together in the next one. */
+const announceWindowMs = 40;
 
 /**
  * Subscriptions to chat streams on this replica: the handshake of DESIGN §4, parts from this replica's turns or
@@ -90,6 +92,8 @@ export class ChatStreams {
   private readonly subs = new Set<Subscription>();
   private readonly timer: NodeJS.Timeout;
   private checking = false;
+  private readonly opened = new Set<string>();
+  private announceTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: ChatStreamsOptions) {
     this.timer = setInterval(() => void this.check(), opts.checkIntervalMs ?? defaultCheckIntervalMs).unref();
@@ -110,6 +114,7 @@ export class ChatStreams {
     const at = typeof cursor === 'number' ? { afterId: cursor, generation: 0, seq: 0 } : cursor;
     const sub = new Subscription(this.opts, ctx, chat, at, sink, () => this.subs.delete(sub));
     this.subs.add(sub);
+    this.announceSoon(chat.id);
     await sub.open();
     return sub;
   }
@@ -132,11 +137,33 @@ export class ChatStreams {
 
   close(): void {
     clearInterval(this.timer);
+    clearTimeout(this.announceTimer);
+  }
+
+  /**
+   * The replica that runs this chat's next turn relays it from its first part. A lone stream is announced at once;
+   * a burst of them (5000 clients connecting) in one notice per window.
+   */
+  private announceSoon(chatId: string): void {
+    if (this.announceTimer) {
+      this.opened.add(chatId);
+      return;
+    }
+    void this.opts.relay.announce([chatId]);
+    const flush = () => {
+      this.announceTimer = undefined;
+      if (this.opened.size === 0) return;
+      const chats = [...this.opened];
+      this.opened.clear();
+      void this.opts.relay.announce(chats);
+      this.announceTimer = setTimeout(flush, announceWindowMs).unref();
+    };
+    this.announceTimer = setTimeout(flush, announceWindowMs).unref();
   }
 
   /**
    * The safety net: one read of the versions of every chat streamed here. A stream whose chat moved on without a
-   * notice reaching it is resynced; streams of turns running elsewhere renew their relay lease.
+   * notice reaching it is resynced; the chats streamed here are announced again, renewing the relay's leases.
    */
   async check(): Promise<void> {
     if (this.checking || this.subs.size === 0) return;
@@ -144,11 +171,11 @@ export class ChatStreams {
     try {
       const subs = [...this.subs];
       const ids = [...new Set(subs.map((s) => s.chatId))];
+      void this.opts.relay.announce(ids);
       const versions = await this.opts.store.getChatVersions(ids, { signal: AbortSignal.timeout(this.opts.controlReadTimeoutMs) });
       for (const sub of subs) {
         const v = versions.get(sub.chatId);
         if (v !== undefined) sub.checkVersion(v);
-        sub.renewRelay();
       }
     } catch (err) {
       this.opts.logger.warn({ err }, 'chat streams: the periodic version check failed; it runs again next period');
@@ -232,7 +259,12 @@ class Subscription implements StreamSubscription {
       this.turn = { generation: current.generation, workerId: current.status === 'running' ? current.workerId : null };
       // The snapshot begins with the status, then history page by page under the sink's backpressure; notices
       // meanwhile wait in `early`, and pages go on until one comes back short, so nothing committed is skipped.
-      const sawAssistant = await this.streamMessages('snapshot', [statusEvent(current), ...turnState(current)]);
+      const newestReply = await this.streamMessages('snapshot', [statusEvent(current), ...turnState(current)]);
+      // A reply made after the re-read's run began ended that run: its parts still on their way are not shown.
+      if (current.status === 'running' && newestReply && current.startedAt && newestReply >= current.startedAt) {
+        current = { ...current, status: 'waiting' };
+        this.turn = { generation: current.generation, workerId: null };
+      }
       let queued: QueuedChatMessage[] | undefined;
       try {
         queued = await store.getQueuedChatMessages(chatId, { signal: this.controlSignal() });
@@ -243,7 +275,7 @@ class Subscription implements StreamSubscription {
 
       const rest: StreamEvent[] = [];
       if (queued && queued.length > 0) rest.push({ type: 'queue_update', queued: queued.map(queuedJson) });
-      this.resumePreview(current, this.cursor.seq > 0 && !sawAssistant, rest);
+      this.resumePreview(current, this.cursor.seq > 0 && !newestReply, rest);
       // The end of the snapshot and the switch to live parts happen in one tick, so no part is lost or doubled.
       this.ready = true;
       if (rest.length > 0) this.emit(rest);
@@ -276,12 +308,6 @@ class Subscription implements StreamSubscription {
       this.log.info({ seen: this.version, version }, 'chat stream: the chat moved on without a notice reaching this stream; resyncing');
       this.enqueue('dropped');
     }, notYetMs).unref();
-  }
-
-  /** Keeps parts of a turn on another replica coming. */
-  renewRelay(): void {
-    if (this.closed || !this.remoteTurn()) return;
-    void this.opts.want({ chat: this.chatId, generation: this.turn.generation, after: this.previewSeq(this.turn.generation), renew: true });
   }
 
   /**
@@ -322,7 +348,7 @@ class Subscription implements StreamSubscription {
     const now = Date.now();
     if (!force && now < this.wantUntil) return;
     this.wantUntil = now + wantRetryMs;
-    void this.opts.want({ chat: this.chatId, generation: this.turn.generation, after: this.previewSeq(this.turn.generation) });
+    void this.opts.relay.want({ chat: this.chatId, generation: this.turn.generation, after: this.previewSeq(this.turn.generation) });
   }
 
   /** Parts `seq…` of run `generation`, from this replica's turn or relayed from another. */
@@ -470,6 +496,8 @@ class Subscription implements StreamSubscription {
 
   /** A status from a notice or a re-read; skipped when this stream has shown a newer version already. */
   private applyStatus(n: StreamNotice, extra: StreamEvent[]): void {
+    // A run that is over stays over, even when this stream has shown the status itself already.
+    if (n.status !== 'running' && n.generation !== undefined) this.stoppedGeneration = Math.max(this.stoppedGeneration, n.generation);
     if (n.version !== undefined) {
       if (n.version <= this.version) return;
       this.version = n.version;
@@ -511,11 +539,11 @@ class Subscription implements StreamSubscription {
   /**
    * Sends the messages after the cursor page by page, advancing it; with a backpressured sink each page waits until
    * the client has taken the one before, so one subscriber holds about one page. A failed read is logged; the next
-   * notice retries from the cursor. True when an assistant reply was among them.
+   * notice retries from the cursor. Returns when the newest assistant reply among them was made.
    */
-  private async streamMessages(what: string, lead: StreamEvent[] = []): Promise<boolean> {
+  private async streamMessages(what: string, lead: StreamEvent[] = []): Promise<Date | undefined> {
     let limit = firstPage;
-    let sawAssistant = false;
+    let newestReply: Date | undefined;
     // `lead` (the snapshot's status) shares the first frame with the first page.
     const send = (events: StreamEvent[]) => {
       if (events.length === 0 && lead.length === 0) return;
@@ -524,22 +552,22 @@ class Subscription implements StreamSubscription {
     try {
       for (;;) {
         const page = await this.opts.store.getChatMessagePage(this.chat.id, this.lastMessageId, limit, pageBytes, { signal: this.controlSignal() });
-        if (this.closed) return sawAssistant;
+        if (this.closed) return newestReply;
         const { messages } = page;
-        if (messages.some((m) => m.role === 'assistant')) sawAssistant = true;
+        for (const m of messages) if (m.role === 'assistant') newestReply = m.createdAt;
         send(messages.map((m) => ({ type: 'message' as const, message: messageJson(m) })));
         if (messages.length > 0) this.lastMessageId = messages[messages.length - 1]!.id;
-        if (!page.more) return sawAssistant;
+        if (!page.more) return newestReply;
         const bytes = messages.reduce((n, m) => n + Buffer.byteLength(m.content), 0);
         limit = Math.max(1, Math.min(messagePage, Math.floor((pageBytes * messages.length) / Math.max(1, bytes))));
         await this.sink.drained?.();
-        if (this.closed) return sawAssistant;
+        if (this.closed) return newestReply;
       }
     } catch (err) {
-      if (this.closed) return sawAssistant;
+      if (this.closed) return newestReply;
       this.log.warn({ err }, `chat stream: ${what} read of messages failed; the next notice retries`);
       send([]);
-      return sawAssistant;
+      return newestReply;
     }
   }
 
