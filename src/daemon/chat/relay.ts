@@ -59,6 +59,7 @@ interface Watch {
 
 export class PartsRelay implements PartTap {
   private readonly watched = new Map<string, Watch>();
+  private lastSweep = 0;
   private readonly windowMs: number;
   private readonly now: () => number;
 
@@ -142,12 +143,18 @@ export class PartsRelay implements PartTap {
   }
 
   private lease(chatId: string): Watch {
+    const now = this.now();
+    // Chats no longer watched anywhere are forgotten about once a lease period, so the map stays bounded.
+    if (now - this.lastSweep > this.opts.leaseMs) {
+      this.lastSweep = now;
+      for (const [id, w] of this.watched) if (w.until < now && !w.window) this.watched.delete(id);
+    }
     let w = this.watched.get(chatId);
     if (!w) {
       w = { until: 0 };
       this.watched.set(chatId, w);
     }
-    w.until = this.now() + this.opts.leaseMs;
+    w.until = now + this.opts.leaseMs;
     return w;
   }
 
