@@ -5,23 +5,27 @@ import type { FastifyInstance } from 'fastify';
 import { resolveChatConfig, type ChatConfig, type ResolvedChatConfig } from './chat/config.js';
 import { ConfigCache } from './chat/configCache.js';
 import { createChatMetrics } from './chat/metrics.js';
+import { ModelAdmin } from './chat/models.js';
 import { ChatNotifier } from './chat/notifier.js';
 import { fakeProvider } from './chat/providers/fake.js';
 import { openaiCompatProvider } from './chat/providers/openaiCompat.js';
+import { SecretBox } from './chat/secretBox.js';
 import { ChatService } from './chat/service.js';
 import { ChatStreams, type StreamHooks, type StreamStore } from './chat/stream.js';
 import type { TurnEndListener } from './chat/turnResult.js';
 import { ChatWorker } from './chat/worker.js';
 import { ConfigError, parseHttpAddress, version } from './config.js';
-import { buildApp, type HttpLimits } from './http/app.js';
+import { buildApp, underPrefixes, type HttpLimits } from './http/app.js';
 import { authenticated } from './http/auth.js';
 import { createHttpMetrics } from './http/metrics.js';
 import { chatRoutes } from './http/routes/chats.js';
 import { consoleRoutes } from './http/routes/console.js';
 import { healthRoutes } from './http/routes/health.js';
+import { modelRoutes } from './http/routes/models.js';
 import { streamRoutes } from './http/routes/stream.js';
 import { userRoutes } from './http/routes/users.js';
 import { webpushRoutes } from './http/routes/webpush.js';
+import { SocketRegistry } from './http/sockets.js';
 import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './observability/logger.js';
 import { createMetricsRegistry, type Registry } from './observability/metrics.js';
@@ -35,10 +39,12 @@ import type { Pubsub } from './pubsub/pubsub.js';
 import { startWatchdog, type WatchdogOptions } from './pubsub/watchdog.js';
 import { countChatsByStatus, getChatByID } from './store/chats.js';
 import { ping } from './store/health.js';
+import { getAPIKeyWithUser } from './store/apiKeys.js';
 import { getChatMessagePage } from './store/messages.js';
 import { getQueuedChatMessages } from './store/queue.js';
 import { deleteWebpushSubscriptionsByIDs, getWebpushSubscriptionsByUserID, markWebpushSubscriptionsSucceeded } from './store/webpush.js';
-import { authenticateToken } from './users/service.js';
+import { APIKeyCache, type Revocation } from './users/apiKeyCache.js';
+import { Authenticator, UserAdmin } from './users/service.js';
 import { coderLikeTurnReads } from './webpush/coderLikeReads.js';
 import type { WebpushConfig } from './webpush/config.js';
 import { PushDispatcher } from './webpush/dispatcher.js';
@@ -69,6 +75,10 @@ export interface DaemonConfig {
   webpush?: WebpushConfig;
   /** The URL users reach the daemon at; defaults to the listen URL. */
   accessUrl?: string;
+  /** 32 bytes, base64 (`CODER_LITE_ENCRYPTION_KEY`): seals provider API keys at rest. Without it none can be stored. */
+  encryptionKey?: string;
+  /** Every request reads its API key from the database (scaletest comparison). */
+  apiKeyCacheDisabled?: boolean;
   /** HTTP limits and timeouts (tests shrink them); defaults in http/app.ts. */
   http?: Partial<HttpLimits> & { wsPingIntervalMs?: number };
 }
@@ -90,7 +100,8 @@ export interface Daemon {
   registry: Registry;
   app: FastifyInstance;
   pubsub: Pubsub;
-  chats: { service: ChatService; streams: ChatStreams; worker: ChatWorker; configCache: ConfigCache };
+  chats: { service: ChatService; streams: ChatStreams; worker: ChatWorker; configCache: ConfigCache; models: ModelAdmin };
+  auth: { cache: APIKeyCache; sockets: SocketRegistry; admin: UserAdmin };
   /** Absent when Web Push is off. */
   webpush?: { service: WebpushService; vapid: VapidKeyHolder; turnPush: TurnPush; presence: PresenceTracker };
   /** Resolves with an error when a part fails fatally (the process should exit non-zero). */
@@ -154,11 +165,12 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
     const chatConfig = resolveChatConfig(config.chat);
     const chatMetrics = createChatMetrics(registry, () => countChatsByStatus(db));
     const notifier = new ChatNotifier(pubsub, chatMetrics, logger);
+    const secrets = config.encryptionKey ? new SecretBox(config.encryptionKey) : undefined;
     const apiKeys = new Map<string, string>(chatConfig.llmApiKey ? [[chatConfig.provider, chatConfig.llmApiKey]] : []);
     const configCache = await life.start(
       'chat config cache',
       async () => {
-        const cache = new ConfigCache({ db, apiKeys, disabled: chatConfig.configCacheDisabled });
+        const cache = new ConfigCache({ db, apiKeys, disabled: chatConfig.configCacheDisabled, openSecret: secrets && ((sealed) => secrets.open(sealed)) });
         await cache.start(pubsub);
         return cache;
       },
@@ -194,33 +206,38 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
     });
     const chatService = new ChatService({ db, notifier, configCache, wake: () => worker.wake() });
     await chatService.seedDefaultModel(chatConfig);
-    const authenticate = (token: string) => authenticateToken(db, token);
+    const httpMetrics = createHttpMetrics(registry);
+    const auth = await startAuth(db, pubsub, logger, life, config.apiKeyCacheDisabled ?? false, (n) => httpMetrics.socketsRevoked.inc(n));
+    const models = new ModelAdmin({ db, publisher: pubsub, secrets, invalidate: () => configCache.invalidate() });
     const getChat = (id: string) => getChatByID(db, id);
 
-    const httpMetrics = createHttpMetrics(registry);
     const app = await buildApp({
       logger,
       metrics: httpMetrics,
       limits: config.http,
+      sockets: auth.sockets,
       routes: [
         healthRoutes({
           ping: (signal) => ping(db, signal),
           registry,
           buildInfo: () => ({ version, ...(webpush ? { webpush_public_key: webpush.vapid.current.publicKey } : {}) }),
         }),
-        authenticated(authenticate, [
-          userRoutes(),
-          chatRoutes({ service: chatService, getChat }),
-          streamRoutes({
-            streams,
-            getChat,
-            backlogBytes: chatConfig.streamBacklogBytes,
-            metrics: httpMetrics,
-            pingIntervalMs: config.http?.wsPingIntervalMs,
-            presence: webpush?.presence,
-          }),
+        authenticated((token) => auth.authenticator.authenticate(token), [
+          userRoutes({ admin: auth.admin }),
+          modelRoutes({ models }),
+          underPrefixes([
+            chatRoutes({ service: chatService, getChat }),
+            streamRoutes({
+              streams,
+              getChat,
+              backlogBytes: chatConfig.streamBacklogBytes,
+              metrics: httpMetrics,
+              pingIntervalMs: config.http?.wsPingIntervalMs,
+              presence: webpush?.presence,
+            }),
+          ]),
           ...(webpush ? [webpushRoutes({ service: webpush.service, allowInsecureEndpoints: config.webpush?.allowInsecureEndpoints ?? false, baseUrl })] : []),
-        ]),
+        ], auth.sockets),
         consoleRoutes(),
       ],
     });
@@ -246,7 +263,8 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
       registry,
       app,
       pubsub,
-      chats: { service: chatService, streams, worker, configCache },
+      chats: { service: chatService, streams, worker, configCache, models },
+      auth: { cache: auth.cache, sockets: auth.sockets, admin: auth.admin },
       webpush,
       fatal,
       close: (g?: AbortSignal) => {
@@ -271,6 +289,33 @@ async function closeHttp(app: FastifyInstance, grace: AbortSignal): Promise<void
   } finally {
     grace.removeEventListener('abort', cut);
   }
+}
+
+/**
+ * The API-key cache, the authenticator and the registry of open sockets. A revocation from any replica drops the key
+ * from the cache and closes its sockets with 1008; after lost messages every open socket's key is checked again.
+ */
+async function startAuth(db: Database, pubsub: Pubsub, logger: Logger, life: Lifecycle, cacheDisabled: boolean, onClosed: (sockets: number) => void) {
+  const cache = new APIKeyCache({ fetch: (id) => getAPIKeyWithUser(db, id), disabled: cacheDisabled });
+  const authenticator = new Authenticator({ db, cache, logger });
+  const sockets = new SocketRegistry();
+  const closed = (n: number) => {
+    if (n > 0) onClosed(n);
+  };
+  const recheck = async () => {
+    for (const keyId of sockets.keys()) {
+      const key = await cache.get(keyId);
+      if (!key || key.user.suspendedAt || key.expiresAt.getTime() <= Date.now()) closed(sockets.revoke({ keyId }));
+    }
+  };
+  const onRevoked = (r: Revocation) => {
+    if (r !== 'all') return closed(sockets.revoke(r));
+    sockets.revoke(r);
+    recheck().catch((err: unknown) => logger.warn({ err }, 'auth: re-checking the keys of open sockets after lost notices failed'));
+  };
+  await life.start('API key cache', () => cache.start(pubsub, onRevoked), () => cache.close());
+  const admin = new UserAdmin({ db, publisher: pubsub, cache });
+  return { cache, authenticator, sockets, admin };
 }
 
 /** VAPID keys, subscription cache, dispatcher and the push after each turn. */

@@ -28,7 +28,7 @@ export default class UsersCreate extends BaseCommand {
     const logger = createLogger({ level: flags['log-level'] as 'info', format: 'json' });
     const { db, close } = await openCommandDatabase({ postgresUrl: flags['postgres-url'], dataDir: flags['data-dir'], logger });
     try {
-      const { user, token } = await createUserWithToken(db, args.name, flags.email);
+      const { user, token } = await createUserWithToken(db, args.name, { email: flags.email });
       if (!this.jsonEnabled()) {
         process.stderr.write(`Created user ${user.username} (${user.id}). Its API token, shown only this once:\n`);
         process.stdout.write(`${token}\n`);

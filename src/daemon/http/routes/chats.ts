@@ -56,7 +56,7 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
     const withChat = { preHandler: loadChat(opts.getChat) };
 
     app.post(
-      '/api/experimental/chats',
+      '/chats',
       {
         schema: {
           headers: IdempotencyHeaders,
@@ -78,7 +78,7 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
     );
 
     app.get(
-      '/api/experimental/chats',
+      '/chats',
       {
         schema: {
           querystring: Type.Object(
@@ -95,13 +95,13 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
     );
 
     app.get(
-      '/api/experimental/chats/:chat',
+      '/chats/:chat',
       { schema: { params: ChatParams, response: { 200: ChatBody, ...errorResponses } }, ...withChat },
       async (req) => chatJson(req.chat),
     );
 
     app.get(
-      '/api/experimental/chats/:chat/messages',
+      '/chats/:chat/messages',
       {
         schema: {
           params: ChatParams,
@@ -118,7 +118,7 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
 
     // No loadChat here: the send statement authorizes as it locks the row, one round trip for the hottest route.
     app.post(
-      '/api/experimental/chats/:chat/messages',
+      '/chats/:chat/messages',
       {
         schema: {
           params: ChatParams,
@@ -137,7 +137,7 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
     );
 
     app.post(
-      '/api/experimental/chats/:chat/interrupt',
+      '/chats/:chat/interrupt',
       { schema: { params: ChatParams, response: { 200: ChatBody, ...errorResponses } }, ...withChat },
       async (req) => {
         notArchived(req.chat);
@@ -146,7 +146,7 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
     );
 
     app.delete(
-      '/api/experimental/chats/:chat/queue/:id',
+      '/chats/:chat/queue/:id',
       {
         schema: {
           params: Type.Object({ chat: Uuid(), id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) }),
@@ -161,7 +161,7 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
     );
 
     app.delete(
-      '/api/experimental/chats/:chat',
+      '/chats/:chat',
       { schema: { params: ChatParams, response: { 204: Type.Null(), ...errorResponses } }, ...withChat },
       async (req, reply) => {
         await service.archive(req.chat);

@@ -87,7 +87,7 @@ export function streamRoutes(opts: StreamRouteOptions): FastifyPluginAsync {
 
     app.route({
       method: 'GET',
-      url: '/api/experimental/chats/watch',
+      url: '/chats/watch',
       schema: { response: errorResponses },
       handler: upgradeRequired,
       wsHandler: (socket, req) => {
@@ -110,7 +110,7 @@ export function streamRoutes(opts: StreamRouteOptions): FastifyPluginAsync {
 
     app.route({
       method: 'GET',
-      url: '/api/experimental/chats/:chat/stream',
+      url: '/chats/:chat/stream',
       schema: {
         params: ChatParams,
         querystring: Type.Object({ after_id: Cursor }, { additionalProperties: false }),
