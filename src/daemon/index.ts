@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import type { FastifyInstance } from 'fastify';
@@ -8,6 +9,7 @@ import { createChatMetrics } from './chat/metrics.js';
 import { ModelAdmin } from './chat/models.js';
 import { ChatNotifier } from './chat/notifier.js';
 import { fakeProvider } from './chat/providers/fake.js';
+import { createLLMMetrics, instrumentProvider } from './chat/providers/instrumented.js';
 import { openaiCompatProvider } from './chat/providers/openaiCompat.js';
 import { SecretBox } from './chat/secretBox.js';
 import { ChatService } from './chat/service.js';
@@ -20,6 +22,7 @@ import { authenticated } from './http/auth.js';
 import { createHttpMetrics } from './http/metrics.js';
 import { chatRoutes } from './http/routes/chats.js';
 import { consoleRoutes } from './http/routes/console.js';
+import { debugRoutes } from './http/routes/debug.js';
 import { healthRoutes } from './http/routes/health.js';
 import { modelRoutes } from './http/routes/models.js';
 import { streamRoutes } from './http/routes/stream.js';
@@ -28,7 +31,7 @@ import { webpushRoutes } from './http/routes/webpush.js';
 import { SocketRegistry } from './http/sockets.js';
 import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './observability/logger.js';
-import { createMetricsRegistry, type Registry } from './observability/metrics.js';
+import { createMetricsRegistry, registerBuildInfo, type Registry } from './observability/metrics.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './postgres/embedded.js';
 import { migrate } from './postgres/migrate.js';
 import { createDatabase, describeConnection, type Database } from './postgres/pool.js';
@@ -38,7 +41,9 @@ import { createPostgresPubsub } from './pubsub/postgres.js';
 import type { Pubsub } from './pubsub/pubsub.js';
 import { startWatchdog, type WatchdogOptions } from './pubsub/watchdog.js';
 import { countChatsByStatus, getChatByID } from './store/chats.js';
-import { ping } from './store/health.js';
+import { notificationQueueUsage, ping } from './store/health.js';
+import { PushWindow } from './health/pushWindow.js';
+import { checkDatabase, checkNotifyQueue, checkPool, checkPubsub, checkPushes, report } from './health/report.js';
 import { getAPIKeyWithUser } from './store/apiKeys.js';
 import { getChatMessagePage } from './store/messages.js';
 import { getQueuedChatMessages } from './store/queue.js';
@@ -75,6 +80,8 @@ export interface DaemonConfig {
   webpush?: WebpushConfig;
   /** The URL users reach the daemon at; defaults to the listen URL. */
   accessUrl?: string;
+  /** `host:port` of a listener of its own for `/metrics`; the public `/metrics` is then off. */
+  prometheusAddress?: string;
   /** 32 bytes, base64 (`CODER_LITE_ENCRYPTION_KEY`): seals provider API keys at rest. Without it none can be stored. */
   encryptionKey?: string;
   /** Every request reads its API key from the database (scaletest comparison). */
@@ -96,6 +103,8 @@ export interface DaemonSeams {
 export interface Daemon {
   /** Base URL of the HTTP API. */
   url: string;
+  /** Where `/metrics` is served with `prometheusAddress`. */
+  metricsUrl?: string;
   db: Database;
   registry: Registry;
   app: FastifyInstance;
@@ -176,6 +185,8 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
       },
       (c) => c.close(),
     );
+    const llmMetrics = createLLMMetrics(registry);
+    registerBuildInfo(registry, version);
     const realStreamStore: StreamStore = {
       getChatByID: (id, opts) => getChatByID(db, id, opts),
       getChatMessagePage: (id, afterId, limit, maxBytes, opts) => getChatMessagePage(db, id, afterId, limit, maxBytes, opts),
@@ -196,16 +207,17 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
       streams,
       configCache,
       providers: {
-        fake: fakeProvider({ tokens: chatConfig.fakeTokens, delayMs: chatConfig.fakeTokenDelayMs }),
-        'openai-compat': openaiCompatProvider({ timeoutMs: chatConfig.llmTimeoutMs }),
+        fake: instrumentProvider(fakeProvider({ tokens: chatConfig.fakeTokens, delayMs: chatConfig.fakeTokenDelayMs }), 'fake', llmMetrics),
+        'openai-compat': instrumentProvider(openaiCompatProvider({ timeoutMs: chatConfig.llmTimeoutMs }), 'openai-compat', llmMetrics),
       },
       metrics: chatMetrics,
       logger,
-      listeners: [...(seams.turnEndListeners ?? []), ...(webpush ? [webpush.turnPush] : [])],
+      listeners: [failedTurnLog(logger), ...(seams.turnEndListeners ?? []), ...(webpush ? [webpush.turnPush] : [])],
       config: chatConfig,
     });
     const chatService = new ChatService({ db, notifier, configCache, wake: () => worker.wake() });
     await chatService.seedDefaultModel(chatConfig);
+    const pushWindow = webpush && (await life.start('push failure window', () => new PushWindow(webpush.metrics.dispatch), (w) => w.close()));
     const httpMetrics = createHttpMetrics(registry);
     const auth = await startAuth(db, pubsub, logger, life, config.apiKeyCacheDisabled ?? false, (n) => httpMetrics.socketsRevoked.inc(n));
     const models = new ModelAdmin({ db, publisher: pubsub, secrets, invalidate: () => configCache.invalidate() });
@@ -219,12 +231,23 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
       routes: [
         healthRoutes({
           ping: (signal) => ping(db, signal),
-          registry,
+          registry: config.prometheusAddress ? undefined : registry,
           buildInfo: () => ({ version, ...(webpush ? { webpush_public_key: webpush.vapid.current.publicKey } : {}) }),
         }),
         authenticated((token) => auth.authenticator.authenticate(token), [
           userRoutes({ admin: auth.admin }),
           modelRoutes({ models }),
+          debugRoutes({
+            health: async () => {
+              const [database, pubsubCheck, notifyQueue, pushes] = await Promise.all([
+                checkDatabase((signal) => ping(db, signal)),
+                checkPubsub(pubsub),
+                checkNotifyQueue((signal) => notificationQueueUsage(db, signal)),
+                pushWindow ? pushWindow.recent().then(checkPushes) : Promise.resolve(checkPushes(undefined)),
+              ]);
+              return report([database, pubsubCheck, notifyQueue, checkPool(db.stats()), pushes]);
+            },
+          }),
           underPrefixes([
             chatRoutes({ service: chatService, getChat }),
             streamRoutes({
@@ -247,11 +270,12 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
     // Thousands of clients connecting at once overflowed Node's default accept queue (511) on a busy event loop,
     // and the kernel reset the connections it could not queue; the kernel caps this at net.core.somaxconn.
     await life.start('HTTP server', () => app.listen({ host: listen.host, port: listen.port, backlog: 4096 }), () => closeHttp(app, grace));
+    const metricsUrl = config.prometheusAddress ? await life.start('metrics listener', () => serveMetrics(config.prometheusAddress!, registry), (m) => m.close()) : undefined;
     const addr = app.server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}`;
     publicUrl ??= url;
-    logger.info({ url, version }, 'coder-lite is listening');
+    logger.info({ url, version, ...(metricsUrl ? { metricsUrl: metricsUrl.url } : {}) }, 'coder-lite is listening');
     // Browsers treat loopback as a secure context, so only a non-https, non-loopback access URL stops subscriptions.
     if (webpush && !isSecureContextUrl(config.accessUrl ?? url)) {
       logger.warn({ accessUrl: config.accessUrl ?? url }, 'web push: the access URL is not https; browsers only subscribe from secure contexts (localhost aside)');
@@ -259,6 +283,7 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
 
     return {
       url,
+      metricsUrl: metricsUrl?.url,
       db,
       registry,
       app,
@@ -274,6 +299,43 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
       },
     };
   });
+}
+
+/** One line per failed turn, with the chat: the reply the owner saw as last_error. */
+function failedTurnLog(logger: Logger): TurnEndListener {
+  return {
+    turnEnded: (r) => {
+      if (r.outcome === 'error') logger.warn({ chatId: r.chatId, ownerId: r.ownerId, model: r.model.model, lastError: r.lastError }, 'chat turn failed');
+    },
+  };
+}
+
+/** `/metrics` on a listener of its own, so scrapers reach it on a private address and the public port does not serve it. */
+async function serveMetrics(address: string, registry: Registry): Promise<{ url: string; close(): Promise<void> }> {
+  const { host, port } = parseHttpAddress(address);
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'only GET /metrics is served here' }));
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: unknown) => res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ message: (err as Error).message })),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port }, resolve);
+  });
+  const addr = server.address() as AddressInfo;
+  const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    url: `http://${h}:${addr.port}/metrics`,
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
 }
 
 /**
@@ -370,7 +432,7 @@ async function startWebpush(config: DaemonConfig, db: Database, pubsub: Pubsub, 
   });
   // Runs after the worker has stopped (stops run in reverse), so the last turns' pushes are sent.
   life.defer('pushes after turns', () => turnPush.drain());
-  return { service, vapid, turnPush, presence };
+  return { service, vapid, turnPush, presence, metrics };
 }
 
 /** https, or plain http on loopback (which browsers also count as a secure context). */

@@ -152,3 +152,7 @@ export class ModelAdmin {
     await this.opts.publisher.publish(configChangeChannel, '');
   }
 }
+
+/** As the API and the CLI's --json show them: a provider's key is never shown, only whether one is stored. */
+export const providerJson = (p: ChatProvider) => ({ id: p.id, name: p.name, type: p.type, base_url: p.baseUrl, enabled: p.enabled, has_api_key: p.apiKeyEncrypted !== null });
+export const modelJson = (m: ChatModelConfig) => ({ id: m.id, provider_id: m.providerId, model: m.model, display_name: m.displayName, is_default: m.isDefault, enabled: m.enabled });

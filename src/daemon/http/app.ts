@@ -106,7 +106,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // Before any route: the document is collected from each route's schema as it is added.
   await app.register(swagger, {
     openapi: {
-      openapi: '3.0.3',
+      openapi: '3.1.0',
       info: { title: 'coder-lite API', version, description: 'Chats, their streams, users and tokens, web push. `/api/experimental/chats…` is an alias of `/api/v2/chats…`.' },
       components: {
         securitySchemes: {
@@ -153,7 +153,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   for (const route of opts.routes) await app.register(route);
   app.get('/api/v2/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   // swagger-ui serves its own bundle from the package: the page works offline, under its own CSP.
-  await app.register(swaggerUi, { routePrefix: '/api/v2/docs', staticCSP: true });
+  await app.register(swaggerUi, {
+    routePrefix: '/api/v2/docs',
+    // swagger-ui's default policy says upgrade-insecure-requests, which breaks the page on a plain-http address.
+    staticCSP: "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; frame-ancestors 'self'",
+  });
   return app;
 }
 

@@ -2,8 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
 
-import type { ModelAdmin } from '../../chat/models.js';
-import type { ChatModelConfig, ChatProvider } from '../../store/types.js';
+import { modelJson, providerJson, type ModelAdmin } from '../../chat/models.js';
 import { errorResponses } from '../schemas.js';
 import { Uuid } from '../validation.js';
 import { requireAdmin } from './users.js';
@@ -29,9 +28,6 @@ const ModelBody = Type.Object({
   is_default: Type.Boolean(),
   enabled: Type.Boolean(),
 });
-
-const providerJson = (p: ChatProvider) => ({ id: p.id, name: p.name, type: p.type, base_url: p.baseUrl, enabled: p.enabled, has_api_key: p.apiKeyEncrypted !== null });
-const modelJson = (m: ChatModelConfig) => ({ id: m.id, provider_id: m.providerId, model: m.model, display_name: m.displayName, is_default: m.isDefault, enabled: m.enabled });
 
 const ModelParams = Type.Object({ model: Uuid() });
 const ProviderParams = Type.Object({ provider: Type.String({ minLength: 1, maxLength: 64, description: 'A provider id or name' }) });

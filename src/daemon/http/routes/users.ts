@@ -2,7 +2,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 
-import type { APIKey, User } from '../../store/types.js';
+import type { User } from '../../store/types.js';
+import { tokenJson, userJson } from '../../users/json.js';
 import { maxTokenLifetimeSeconds, type UserAdmin } from '../../users/service.js';
 import { ErrAdminRequired, ErrConflict, ErrForbiddenOtherUser } from '../errors.js';
 import { errorResponses } from '../schemas.js';
@@ -34,23 +35,6 @@ const TokenBody = Type.Object({
   created_at: Type.String(),
   last_used_at: Type.Union([Type.String(), Type.Null()]),
   expires_at: Type.String(),
-});
-
-const userJson = (u: User) => ({
-  id: u.id,
-  username: u.username,
-  email: u.email,
-  is_admin: u.isAdmin,
-  status: u.suspendedAt ? ('suspended' as const) : ('active' as const),
-  created_at: u.createdAt.toISOString(),
-});
-
-const tokenJson = (k: APIKey) => ({
-  id: k.id,
-  name: k.name,
-  created_at: k.createdAt.toISOString(),
-  last_used_at: k.lastUsedAt?.toISOString() ?? null,
-  expires_at: k.expiresAt.toISOString(),
 });
 
 /** `me`, a user id or a username. */
