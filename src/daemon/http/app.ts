@@ -176,7 +176,7 @@ function installRequestMetrics(app: FastifyInstance, metrics: HttpMetrics): void
     metrics.concurrentRequests.dec();
     const path = req.routeOptions.url ?? 'unmatched';
     const seconds = reply.elapsedTime / 1000;
-    metrics.requestsProcessed.inc({ code: reply.statusCode, method: req.method, path });
+    metrics.requestsProcessed.inc({ code: String(reply.statusCode), method: req.method, path });
     metrics.requestLatency.observe({ method: req.method, path }, seconds);
     req.log.debug({ method: req.method, path, url: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
   });
@@ -184,7 +184,7 @@ function installRequestMetrics(app: FastifyInstance, metrics: HttpMetrics): void
     const path = wsPaths.get(raw) ?? 'unmatched';
     const started = performance.now();
     metrics.concurrentWebsockets.inc();
-    metrics.requestsProcessed.inc({ code: 101, method: 'GET', path });
+    metrics.requestsProcessed.inc({ code: '101', method: 'GET', path });
     ws.once('close', () => {
       metrics.concurrentWebsockets.dec();
       metrics.websocketDuration.observe({ path }, (performance.now() - started) / 1000);
