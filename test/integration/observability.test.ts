@@ -62,7 +62,7 @@ describe('observability', () => {
 
     const bad = await api.createChat('please [fake-fail] now');
     await expect.poll(async () => (await api.get(bad.id)).body.status).toBe('error');
-    expect(await metricValue(d.registry, 'coderlite_llm_errors_total', { provider: 'fake', kind: 'model' })).toBe(1);
+    expect(await metricValue(d.registry, 'coderlite_llm_errors_total', { provider: 'fake', kind: 'provider' })).toBe(1);
     await expect.poll(() => lines.filter((l) => l.msg === 'chat turn failed')).toHaveLength(1);
     expect(lines.find((l) => l.msg === 'chat turn failed')).toMatchObject({ level: 40, chatId: bad.id });
   });

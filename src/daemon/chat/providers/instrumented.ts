@@ -24,11 +24,17 @@ export function createLLMMetrics(registry: Registry): LLMMetrics {
     duration: new Histogram({ name: 'coderlite_llm_request_duration_seconds', help: 'Model calls that completed, start to end.', labelNames: ['provider', 'model'], buckets, registers }),
     errors: new Counter({
       name: 'coderlite_llm_errors_total',
-      help: 'Failed model calls by kind: timeout, connection, status (a non-2xx answer), stream (a malformed stream), config, model, canceled (interrupted or shut down), other.',
+      help: "Failed model calls by kind: the provider error's kind (e.g. auth, rate_limit, timeout, overloaded, config), canceled (interrupted or shut down), other (a bug).",
       labelNames: ['provider', 'kind'],
       registers,
     }),
   };
+}
+
+/** A provider error's own kind where it names one (auth, rate_limit, timeout, …), else `provider`. */
+function providerErrorKind(err: ProviderError): string {
+  const { kind } = err as ProviderError & { kind?: unknown };
+  return typeof kind === 'string' ? kind : 'provider';
 }
 
 /** The same provider, timed: latency to the first part, duration, and failures by kind. */
@@ -53,7 +59,7 @@ export function instrumentProvider(provider: ModelProvider, type: string, metric
         metrics.duration.observe(labels, (performance.now() - started) / 1000);
         return text;
       } catch (err) {
-        const kind = req.signal.aborted ? 'canceled' : err instanceof ProviderError ? err.kind : 'other';
+        const kind = req.signal.aborted ? 'canceled' : err instanceof ProviderError ? providerErrorKind(err) : 'other';
         metrics.errors.inc({ provider: type, kind });
         throw err;
       }

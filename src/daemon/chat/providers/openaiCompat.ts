@@ -16,7 +16,7 @@ interface ChunkJson {
 export function openaiCompatProvider(opts: { timeoutMs: number }): ModelProvider {
   return {
     async complete({ model, messages, signal, onPart }: CompletionRequest): Promise<string> {
-      if (!model.baseUrl) throw new ProviderError(`provider ${model.providerId} has no base URL`, { kind: 'config' });
+      if (!model.baseUrl) throw new ProviderError(`provider ${model.providerId} has no base URL`);
       const url = `${model.baseUrl.replace(/\/+$/, '')}/chat/completions`;
       let res: Dispatcher.ResponseData;
       try {
@@ -38,7 +38,7 @@ export function openaiCompatProvider(opts: { timeoutMs: number }): ModelProvider
       }
       if (res.statusCode < 200 || res.statusCode >= 300) {
         const body = await res.body.text().catch(() => '');
-        throw new ProviderError(`${url} answered ${res.statusCode}: ${body.slice(0, 200).trim() || 'no body'}`, { kind: 'status' });
+        throw new ProviderError(`${url} answered ${res.statusCode}: ${body.slice(0, 200).trim() || 'no body'}`);
       }
       let text = '';
       let buffered = '';
@@ -62,7 +62,7 @@ export function openaiCompatProvider(opts: { timeoutMs: number }): ModelProvider
             try {
               json = JSON.parse(data) as ChunkJson;
             } catch {
-              throw new ProviderError(`${url} sent a malformed stream event`, { kind: 'stream' });
+              throw new ProviderError(`${url} sent a malformed stream event`);
             }
             if (json.error) throw new ProviderError(`${url} reported: ${json.error.message ?? 'unknown error'}`);
             const piece = json.choices?.[0]?.delta?.content;
@@ -77,7 +77,7 @@ export function openaiCompatProvider(opts: { timeoutMs: number }): ModelProvider
         if (err instanceof ProviderError) throw err;
         throw providerFailure(err, signal, url);
       }
-      throw new ProviderError(`${url} ended the stream without [DONE]`, { kind: 'stream' });
+      throw new ProviderError(`${url} ended the stream without [DONE]`);
     },
   };
 }
@@ -86,6 +86,6 @@ function providerFailure(err: unknown, signal: AbortSignal, url: string): Error 
   // The turn's own abort (interrupt, shutdown) is not the provider's failure.
   if (signal.aborted) return signal.reason instanceof Error ? signal.reason : new Error('aborted', { cause: err });
   const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return new ProviderError(`${url} stopped answering (timeout)`, { cause: err, kind: 'timeout' });
-  return new ProviderError(`cannot reach ${url}: ${code ?? (err as Error).message}`, { cause: err, kind: 'connection' });
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return new ProviderError(`${url} stopped answering (timeout)`, { cause: err });
+  return new ProviderError(`cannot reach ${url}: ${code ?? (err as Error).message}`, { cause: err });
 }

@@ -13,18 +13,8 @@ export interface CompletionRequest {
   onPart(text: string): void;
 }
 
-/** Why a model call failed, as `coderlite_llm_errors_total{kind}` counts it. */
-export type ProviderErrorKind = 'timeout' | 'connection' | 'status' | 'stream' | 'config' | 'model';
-
 /** A model's reply failed; the message is shown to the chat's owner as last_error. */
-export class ProviderError extends Error {
-  readonly kind: ProviderErrorKind;
-
-  constructor(message: string, opts: ErrorOptions & { kind?: ProviderErrorKind } = {}) {
-    super(message, opts);
-    this.kind = opts.kind ?? 'model';
-  }
-}
+export class ProviderError extends Error {}
 
 /** Streams one model reply and resolves with its full text. */
 export interface ModelProvider {
