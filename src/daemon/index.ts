@@ -11,6 +11,7 @@ import { ChatNotifier } from './chat/notifier.js';
 import { fakeProvider } from './chat/providers/fake.js';
 import { createLLMMetrics, instrumentProvider } from './chat/providers/instrumented.js';
 import { openaiCompatProvider } from './chat/providers/openaiCompat.js';
+import { QueueFront } from './chat/queueFront.js';
 import { SecretBox } from './chat/secretBox.js';
 import { ChatService } from './chat/service.js';
 import { ChatStreams, type StreamHooks, type StreamStore } from './chat/stream.js';
@@ -249,7 +250,7 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
             },
           }),
           underPrefixes([
-            chatRoutes({ service: chatService, getChat }),
+            chatRoutes({ service: chatService, queueFront: new QueueFront({ db, notifier, publisher: pubsub, wake: () => worker.wake() }), getChat }),
             streamRoutes({
               streams,
               getChat,

@@ -16,6 +16,7 @@ import { ModelResolutionError, type ConfigCache } from './configCache.js';
 import { interruptChannel, messageJson, pendingChannel } from './events.js';
 import type { ChatMetrics } from './metrics.js';
 import type { ChatNotifier } from './notifier.js';
+import { supersedeChannel } from './queueFront.js';
 import { ProviderError, type ModelProvider, type PromptMessage } from './providers/provider.js';
 import type { ChatStreams } from './stream.js';
 import type { ResolvedModel, TurnEndListener, TurnResult } from './turnResult.js';
@@ -28,9 +29,9 @@ const claimBatch = 100;
 const idempotencyKeyLifetimeSeconds = 48 * 3600;
 const idempotencySweepMs = 3600_000;
 
-/** Why a turn was stopped from outside. */
+/** Why a turn was stopped from outside. `superseded`: a message was promoted past it; it ends with its partial answer. */
 class TurnStop extends Error {
-  constructor(readonly why: 'interrupted' | 'lost' | 'shutdown') {
+  constructor(readonly why: 'interrupted' | 'lost' | 'shutdown' | 'superseded') {
     super(`turn stopped: ${why}`);
   }
 }
@@ -73,6 +74,7 @@ export class ChatWorker {
     const { subscriber, config } = this.opts;
     this.cancels.push(await subscriber.subscribe(pendingChannel, () => void this.wake()));
     this.cancels.push(await subscriber.subscribe(interruptChannel, (payload) => this.stop(payload.toString(), 'interrupted')));
+    this.cancels.push(await subscriber.subscribe(supersedeChannel, (payload) => this.stop(payload.toString(), 'superseded')));
     const every = (ms: number, fn: () => void) => this.timers.push(setInterval(fn, ms).unref());
     every(config.pollIntervalMs, () => this.wake());
     every(config.heartbeatIntervalMs, () => void this.heartbeat());
@@ -164,24 +166,32 @@ export class ChatWorker {
     let model: ResolvedModel | undefined;
     let text: string | undefined;
     let error: string | undefined;
+    let partial = '';
     try {
       model = await this.opts.configCache.resolve(chat.lastModelConfigId);
       text = await this.opts.providers[model.providerType].complete({
         model,
         messages: history,
         signal,
-        onPart: (part) => streams.publishPart(chat.id, part),
+        onPart: (part) => {
+          partial += part;
+          streams.publishPart(chat.id, part);
+        },
       });
     } catch (err) {
-      if (signal.aborted && signal.reason instanceof TurnStop) {
+      if (signal.aborted && signal.reason instanceof TurnStop && signal.reason.why === 'superseded') {
+        // Ends like a finished turn: the partial answer is kept and the promoted message runs next.
+        text = partial;
+      } else if (signal.aborted && signal.reason instanceof TurnStop) {
         streams.endTurn(chat.id);
         // Interrupt and archive already set the chat's status; shutdown releases it in bulk; a lost claim is another replica's.
         this.ended({ chat, model, outcome: signal.reason.why === 'interrupted' ? 'interrupted' : 'abandoned' });
         return;
+      } else {
+        const expected = err instanceof ProviderError || err instanceof ModelResolutionError;
+        error = expected ? err.message : 'the model call failed';
+        if (!expected) this.log.warn({ err, chatId: chat.id }, 'chat worker: model call failed');
       }
-      const expected = err instanceof ProviderError || err instanceof ModelResolutionError;
-      error = expected ? err.message : 'the model call failed';
-      if (!expected) this.log.warn({ err, chatId: chat.id }, 'chat worker: model call failed');
     }
 
     let end: Awaited<ReturnType<typeof endChatTurn>>;

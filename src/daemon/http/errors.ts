@@ -4,6 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 
 import { ModelResolutionError } from '../chat/configCache.js';
 import { ModelConflictError, ModelInputError, ModelNotFoundError } from '../chat/models.js';
+import { QueuedMessageNotFoundError } from '../chat/queueFront.js';
 import { ChatArchivedError, ChatGoneError, IdempotencyMismatchError, QueueFullError } from '../chat/service.js';
 import { ChatNotFoundError } from '../chat/stream.js';
 import { DatabaseUnavailableError } from '../postgres/errors.js';
@@ -97,6 +98,7 @@ const domainErrors: Array<[new (...args: never[]) => Error, new (opts?: ApiError
   [ModelInputError, ErrInvalidRequest],
   [ModelNotFoundError, ErrModelConfigNotFound],
   [ModelConflictError, ErrConflict],
+  [QueuedMessageNotFoundError, ErrQueuedNotFound],
 ];
 
 /** The API error an error is answered with, or undefined for a bug (a 500). */

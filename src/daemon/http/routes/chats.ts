@@ -3,15 +3,18 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 
 import { chatJson, messageJson, queuedJson } from '../../chat/events.js';
+import type { QueueFront } from '../../chat/queueFront.js';
 import type { ChatService, SendResult } from '../../chat/service.js';
 import type { Chat } from '../../store/types.js';
-import { ErrChatArchived, ErrChatNotFound, ErrQueuedNotFound } from '../errors.js';
+import { ErrChatArchived, ErrChatNotFound, ErrInvalidRequest, ErrQueuedNotFound } from '../errors.js';
 import { idempotentRequest, sendOutcome } from '../idempotency.js';
 import { ChatBody, errorResponses, IdempotencyHeaders, MessageBody, QueuedBody } from '../schemas.js';
 import { Uuid } from '../validation.js';
 
 export interface ChatRouteOptions {
   service: ChatService;
+  /** Promote and `busy_behavior: "interrupt"`. */
+  queueFront: QueueFront;
   getChat: (id: string) => Promise<Chat | undefined>;
 }
 
@@ -123,7 +126,18 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
         schema: {
           params: ChatParams,
           headers: IdempotencyHeaders,
-          body: Type.Object({ content: Type.String({ minLength: 1, maxLength: maxMessageChars }) }, { additionalProperties: false }),
+          body: Type.Object(
+            {
+              content: Type.String({ minLength: 1, maxLength: maxMessageChars }),
+              busy_behavior: Type.Optional(
+                Type.Union([Type.Literal('queue'), Type.Literal('interrupt')], {
+                  description:
+                    'While a turn runs: `queue` (default) waits behind it and the queue; `interrupt` goes first in line, and the running turn stops keeping its partial answer, then this message runs.',
+                }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
           response: {
             201: Type.Object({ queued: Type.Literal(false), message: MessageBody, chat: ChatBody }),
             202: Type.Object({ queued: Type.Literal(true), queued_message: QueuedBody, chat: ChatBody }),
@@ -132,7 +146,14 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
         },
       },
       async (req, reply) => {
-        return sendOutcome(reply, await service.send(req.user, req.params.chat, req.body.content, idempotentRequest(req, renderSend)), renderSend);
+        const { content, busy_behavior: busy } = req.body;
+        if (busy === 'interrupt') {
+          // Stopping a turn is not something a retry could replay.
+          if (req.headers['idempotency-key']) throw new ErrInvalidRequest({ detail: 'busy_behavior "interrupt" cannot be sent with an Idempotency-Key' });
+          const queued = await opts.queueFront.sendInterrupting(req.user, req.params.chat, content);
+          if (queued) return reply.status(202).send({ queued: true as const, queued_message: queuedJson(queued.queuedMessage), chat: chatJson(queued.chat) });
+        }
+        return sendOutcome(reply, await service.send(req.user, req.params.chat, content, idempotentRequest(req, renderSend)), renderSend);
       },
     );
 
@@ -158,6 +179,18 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
         if (!(await service.deleteQueued(req.chat, req.params.id))) throw new ErrQueuedNotFound();
         return reply.status(204).send(null);
       },
+    );
+
+    app.post(
+      '/chats/:chat/queue/:id/promote',
+      {
+        schema: {
+          params: Type.Object({ chat: Uuid(), id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) }),
+          response: { 200: ChatBody, ...errorResponses },
+        },
+        ...withChat,
+      },
+      async (req) => chatJson(await opts.queueFront.promote(req.user, req.chat, req.params.id)),
     );
 
     app.delete(
