@@ -38,6 +38,12 @@ describe('the OpenAPI document', () => {
     expect(served.length).toBeGreaterThan(30);
     const missing = served.filter((r) => !undocumented.some((u) => u.test(r)) && !documented.has(r));
     expect(missing).toEqual([]);
+    // A query parameter with a default is optional to the client.
+    const params = (doc.paths['/api/v2/chats/{chat}/messages']!.get as unknown as { parameters: Array<{ name: string; in: string; required?: boolean }> }).parameters;
+    expect(params.filter((p) => p.in === 'query').map((p) => [p.name, p.required ?? false])).toEqual([
+      ['after_id', false],
+      ['limit', false],
+    ]);
     // The alias still answers.
     expect(served).toContain('GET /api/experimental/chats/{chat}/stream');
   });

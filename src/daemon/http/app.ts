@@ -116,6 +116,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       },
       security: [{ sessionToken: [] }, { bearer: [] }],
     },
+    transform: ({ schema, url }) => ({ schema: schema && withOptionalDefaults(schema), url }),
   });
   installErrorHandlers(app);
   installBodyParser(app);
@@ -190,6 +191,16 @@ function installRequestMetrics(app: FastifyInstance, metrics: HttpMetrics): void
       metrics.websocketDuration.observe({ path }, (performance.now() - started) / 1000);
     });
   });
+}
+
+/**
+ * A query parameter with a default is optional to the client (the validator fills it in), though TypeBox lists it as
+ * required: the document says what a client must send.
+ */
+function withOptionalDefaults<S extends { querystring?: unknown }>(schema: S): S {
+  const qs = schema.querystring as { required?: string[]; properties?: Record<string, { default?: unknown }> } | undefined;
+  if (!qs?.required || !qs.properties) return schema;
+  return { ...schema, querystring: { ...qs, required: qs.required.filter((k) => qs.properties![k]?.default === undefined) } };
 }
 
 /**

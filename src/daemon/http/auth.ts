@@ -55,7 +55,7 @@ export function authenticated(authenticate: Authenticator, routes: FastifyPlugin
       req.user = auth.user;
       req.apiKeyId = auth.keyId;
       // An upgrade becomes a socket that a revocation of this key or user closes.
-      if (req.ws) sockets?.noteRequest(req.raw, auth.user.id, auth.keyId);
+      if (req.ws) sockets?.noteRequest(req.raw, auth.user.id, auth.keyId, auth.expiresAt);
     });
     for (const route of routes) await app.register(route);
   };

@@ -10,12 +10,16 @@ const closePolicy = 1008;
 interface Owner {
   userId: string;
   keyId: string;
+  /** The key's expiry: the socket closes then, as the next request would be refused. */
+  expiresAt: Date;
   /** The revocation count when the request was authenticated: one arriving before the upgrade completes still counts. */
   seq: number;
 }
 
 /** Revocations remembered for sockets still upgrading (a few milliseconds); far more than ever arrive meanwhile. */
 const recentRevocations = 1000;
+/** setTimeout's longest delay (about 24.8 days); a later expiry re-arms. */
+const maxTimerMs = 2 ** 31 - 1;
 
 /**
  * Every open WebSocket of the authenticated routes by the key and user that opened it, so a revoked key, a deleted
@@ -29,8 +33,8 @@ export class SocketRegistry {
   private seq = 0;
 
   /** Called by the auth hook for every authenticated request; only upgrades become sockets. */
-  noteRequest(raw: IncomingMessage, userId: string, keyId: string): void {
-    this.pending.set(raw, { userId, keyId, seq: this.seq });
+  noteRequest(raw: IncomingMessage, userId: string, keyId: string, expiresAt: Date): void {
+    this.pending.set(raw, { userId, keyId, expiresAt, seq: this.seq });
   }
 
   attach(wss: WebSocketServer): void {
@@ -42,7 +46,17 @@ export class SocketRegistry {
         return;
       }
       this.owners.set(ws, owner);
-      ws.once('close', () => this.owners.delete(ws));
+      let timer: NodeJS.Timeout | undefined;
+      const arm = () => {
+        const left = owner.expiresAt.getTime() - Date.now();
+        if (left > 0) timer = setTimeout(arm, Math.min(left, maxTimerMs)).unref();
+        else if (this.owners.delete(ws)) ws.close(closePolicy, 'token expired');
+      };
+      arm();
+      ws.once('close', () => {
+        clearTimeout(timer);
+        this.owners.delete(ws);
+      });
     });
   }
 

@@ -104,7 +104,7 @@ export async function findUser(db: Queryable, ref: string): Promise<User> {
   return user;
 }
 
-export type AuthResult = { ok: true; user: User; keyId: string } | { ok: false; reason: 'invalid' | 'expired' | 'suspended' };
+export type AuthResult = { ok: true; user: User; keyId: string; expiresAt: Date } | { ok: false; reason: 'invalid' | 'expired' | 'suspended' };
 
 export interface AuthenticatorOptions {
   db: Queryable;
@@ -138,7 +138,7 @@ export class Authenticator {
     if (key.expiresAt.getTime() <= now) return { ok: false, reason: 'expired' };
     if (key.user.suspendedAt) return { ok: false, reason: 'suspended' };
     this.touch(keyId, key.lastUsedAt, now);
-    return { ok: true, user: key.user, keyId };
+    return { ok: true, user: key.user, keyId, expiresAt: key.expiresAt };
   }
 
   private touch(keyId: string, lastUsedAt: Date | null, now: number): void {
