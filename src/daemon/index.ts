@@ -1,4 +1,3 @@
-import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import type { FastifyInstance } from 'fastify';
@@ -18,6 +17,8 @@ import { ChatStreams, type StreamHooks, type StreamStore } from './chat/stream.j
 import type { TurnEndListener } from './chat/turnResult.js';
 import { ChatWorker } from './chat/worker.js';
 import { ConfigError, parseHttpAddress, version } from './config.js';
+import { PushWindow } from './health/pushWindow.js';
+import { daemonHealth } from './health/report.js';
 import { buildApp, underPrefixes, type HttpLimits } from './http/app.js';
 import { authenticated } from './http/auth.js';
 import { createHttpMetrics } from './http/metrics.js';
@@ -33,6 +34,7 @@ import { SocketRegistry } from './http/sockets.js';
 import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './observability/logger.js';
 import { createMetricsRegistry, registerBuildInfo, type Registry } from './observability/metrics.js';
+import { serveMetrics } from './observability/metricsServer.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './postgres/embedded.js';
 import { migrate } from './postgres/migrate.js';
 import { createDatabase, describeConnection, type Database } from './postgres/pool.js';
@@ -42,10 +44,8 @@ import { createPostgresPubsub } from './pubsub/postgres.js';
 import type { Pubsub } from './pubsub/pubsub.js';
 import { startWatchdog, type WatchdogOptions } from './pubsub/watchdog.js';
 import { countChatsByStatus, getChatByID } from './store/chats.js';
-import { notificationQueueUsage, ping } from './store/health.js';
-import { PushWindow } from './health/pushWindow.js';
-import { checkDatabase, checkNotifyQueue, checkPool, checkPubsub, checkPushes, report } from './health/report.js';
 import { getAPIKeyWithUser } from './store/apiKeys.js';
+import { notificationQueueUsage, ping } from './store/health.js';
 import { getChatMessagePage } from './store/messages.js';
 import { getQueuedChatMessages } from './store/queue.js';
 import { deleteWebpushSubscriptionsByIDs, getWebpushSubscriptionsByUserID, markWebpushSubscriptionsSucceeded } from './store/webpush.js';
@@ -239,15 +239,14 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
           userRoutes({ admin: auth.admin }),
           modelRoutes({ models }),
           debugRoutes({
-            health: async () => {
-              const [database, pubsubCheck, notifyQueue, pushes] = await Promise.all([
-                checkDatabase((signal) => ping(db, signal)),
-                checkPubsub(pubsub),
-                checkNotifyQueue((signal) => notificationQueueUsage(db, signal)),
-                pushWindow ? pushWindow.recent().then(checkPushes) : Promise.resolve(checkPushes(undefined)),
-              ]);
-              return report([database, pubsubCheck, notifyQueue, checkPool(db.stats()), pushes]);
-            },
+            health: () =>
+              daemonHealth({
+                ping: (signal) => ping(db, signal),
+                notifyQueueUsage: (signal) => notificationQueueUsage(db, signal),
+                pubsub,
+                poolStats: () => db.stats(),
+                recentPushes: pushWindow && (() => pushWindow.recent()),
+              }),
           }),
           underPrefixes([
             chatRoutes({ service: chatService, queueFront: new QueueFront({ db, notifier, publisher: pubsub, wake: () => worker.wake() }), getChat }),
@@ -308,34 +307,6 @@ function failedTurnLog(logger: Logger): TurnEndListener {
     turnEnded: (r) => {
       if (r.outcome === 'error') logger.warn({ chatId: r.chatId, ownerId: r.ownerId, model: r.model.model, lastError: r.lastError }, 'chat turn failed');
     },
-  };
-}
-
-/** `/metrics` on a listener of its own, so scrapers reach it on a private address and the public port does not serve it. */
-async function serveMetrics(address: string, registry: Registry): Promise<{ url: string; close(): Promise<void> }> {
-  const { host, port } = parseHttpAddress(address);
-  const server = createServer((req, res) => {
-    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'only GET /metrics is served here' }));
-      return;
-    }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (err: unknown) => res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ message: (err as Error).message })),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port }, resolve);
-  });
-  const addr = server.address() as AddressInfo;
-  const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  return {
-    url: `http://${h}:${addr.port}/metrics`,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
   };
 }
 

@@ -14,11 +14,12 @@ function fakes() {
   const open = (userId: string, keyId: string, expiresAt = new Date(Date.now() + 3600_000)) => {
     const raw = {} as IncomingMessage;
     registry.noteRequest(raw, userId, keyId, expiresAt);
-    const ws = Object.assign(new EventEmitter(), {
+    const emitter = new EventEmitter();
+    const ws = Object.assign(emitter, {
       closedWith: undefined as number | undefined,
       close(code: number) {
-        this.closedWith = code;
-        this.emit('close');
+        ws.closedWith = code;
+        emitter.emit('close');
       },
     });
     return { raw, ws, connect: () => wss.emit('connection', ws as unknown as WebSocket, raw) };

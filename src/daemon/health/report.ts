@@ -116,3 +116,23 @@ export function checkPushes(recent: { sent: number; failed: number; windowSecond
   const severity: Severity = enough && share >= thresholds.pushFailureError ? 'error' : enough && share >= thresholds.pushFailureWarn ? 'warning' : 'ok';
   return { name: 'webpush', severity, message: `${failed} of ${sent} push(es) failed in the last ${Math.round(windowSeconds / 60)} min`, value: failed };
 }
+
+export interface DaemonHealthSources {
+  ping: (signal: AbortSignal) => Promise<void>;
+  notifyQueueUsage: (signal: AbortSignal) => Promise<number>;
+  pubsub: Publisher & Subscriber;
+  poolStats: () => DbStats;
+  /** Absent when web push is off. */
+  recentPushes?: () => Promise<{ sent: number; failed: number; windowSeconds: number }>;
+}
+
+/** A running daemon's report (`GET /api/v2/debug/health`): every check at once. */
+export async function daemonHealth(s: DaemonHealthSources): Promise<HealthReport> {
+  const [database, pubsub, notifyQueue, pushes] = await Promise.all([
+    checkDatabase(s.ping),
+    checkPubsub(s.pubsub),
+    checkNotifyQueue(s.notifyQueueUsage),
+    s.recentPushes ? s.recentPushes().then(checkPushes) : Promise.resolve(checkPushes(undefined)),
+  ]);
+  return report([database, pubsub, notifyQueue, checkPool(s.poolStats()), pushes]);
+}
