@@ -24,23 +24,23 @@ describe('the queue: promote and busy_behavior "interrupt"', () => {
 
     const promoted = await api.call('POST', `/api/v2/chats/${chat.id}/queue/${queued[1]!}/promote`);
     expect(promoted.status).toBe(200);
-    await expect.poll(async () => (await getChatMessagesAfter(a.db, chat.id, 0, 10)).map((m) => m.role)).toEqual(['user', 'assistant', 'user']);
+    await expect.poll(async () => (await getChatMessagesAfter(a.db, chat.id, 0, 10)).map((m) => m.role), { timeout: 15_000 }).toEqual(['user', 'assistant', 'user']);
     const [, partial, next] = await getChatMessagesAfter(a.db, chat.id, 0, 10);
     expect(partial!.content.length).toBeGreaterThan(0);
     expect(partial!.content.split(' ').length).toBeLessThan(slow.fakeTokens);
     expect(next!.content).toBe('third');
     expect((await getQueuedChatMessages(a.db, chat.id)).map((q) => q.content)).toEqual(['second']);
-    await expect.poll(() => a.chats.worker.runningTurns()).toBe(1);
+    await expect.poll(() => a.chats.worker.runningTurns(), { timeout: 15_000 }).toBe(1);
 
     // An interrupt, unlike a promote, keeps nothing of the turn and leaves the queue waiting.
     expect((await api.interrupt(chat.id)).status).toBe(200);
-    await expect.poll(() => a.chats.worker.runningTurns()).toBe(0);
+    await expect.poll(() => a.chats.worker.runningTurns(), { timeout: 15_000 }).toBe(0);
     expect((await getChatMessagesAfter(a.db, chat.id, 0, 10)).map((m) => m.content)).toEqual(['first', partial!.content, 'third']);
     // Promoting on a waiting chat starts the message at once.
     const [left] = await getQueuedChatMessages(a.db, chat.id);
     const started = await api.call('POST', `/api/v2/chats/${chat.id}/queue/${left!.id}/promote`);
     expect(started.body).toMatchObject({ status: 'pending' });
-    await expect.poll(async () => (await getChatMessagesAfter(a.db, chat.id, 0, 10)).at(-1)!.content).toBe('second');
+    await expect.poll(async () => (await getChatMessagesAfter(a.db, chat.id, 0, 10)).at(-1)!.content, { timeout: 15_000 }).toBe('second');
     expect(await getQueuedChatMessages(a.db, chat.id)).toEqual([]);
     await api.interrupt(chat.id);
     s.close();
@@ -58,11 +58,11 @@ describe('the queue: promote and busy_behavior "interrupt"', () => {
     const res = await api.call('POST', `/api/v2/chats/${chat.id}/messages`, { content: 'now!', busy_behavior: 'interrupt' });
     expect(res.status).toBe(202);
     expect(res.body).toMatchObject({ queued: true, queued_message: { content: 'now!' } });
-    await expect.poll(async () => (await getChatMessagesAfter(d.db, chat.id, 0, 10)).map((m) => m.role)).toEqual(['user', 'assistant', 'user']);
+    await expect.poll(async () => (await getChatMessagesAfter(d.db, chat.id, 0, 10)).map((m) => m.role), { timeout: 15_000 }).toEqual(['user', 'assistant', 'user']);
     expect((await getChatMessagesAfter(d.db, chat.id, 0, 10)).at(-1)!.content).toBe('now!');
     expect((await getQueuedChatMessages(d.db, chat.id)).map((q) => q.content)).toEqual(['behind']);
     await api.interrupt(chat.id);
-    await expect.poll(() => d.chats.worker.runningTurns()).toBe(0);
+    await expect.poll(() => d.chats.worker.runningTurns(), { timeout: 15_000 }).toBe(0);
 
     // On a chat with nothing running it is a plain send; unknown ids and other users' chats are 404.
     const idle = await api.call('POST', `/api/v2/chats/${chat.id}/messages`, { content: 'idle', busy_behavior: 'interrupt' });

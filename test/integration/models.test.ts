@@ -16,14 +16,14 @@ describe('models and providers over HTTP', () => {
     const asUser = chatApi(a.url, user.token);
     // B resolves (and caches) the default with a first turn.
     const first = await asUser.createChat('warm the cache');
-    await expect.poll(async () => (await asUser.get(first.id)).body.status).toBe('waiting');
+    await expect.poll(async () => (await asUser.get(first.id)).body.status, { timeout: 10_000 }).toBe('waiting');
     expect(await metricValue(b.registry, 'coderlite_llm_requests_total', { model: 'fake-model' })).toBe(1);
 
     const model = await asAdmin.call('POST', '/api/v2/chats/models', { provider: 'fake', model: 'fake-two', display_name: 'Two', is_default: true });
     expect(model.status).toBe(201);
     expect(model.body).toMatchObject({ model: 'fake-two', is_default: true, enabled: true, display_name: 'Two' });
     const second = await asUser.createChat('which model now?');
-    await expect.poll(async () => (await asUser.get(second.id)).body.status).toBe('waiting');
+    await expect.poll(async () => (await asUser.get(second.id)).body.status, { timeout: 10_000 }).toBe('waiting');
     expect(await metricValue(b.registry, 'coderlite_llm_requests_total', { model: 'fake-two' })).toBe(1);
 
     // Listing: users see enabled configs (to pick a model_config_id); only admins change them.

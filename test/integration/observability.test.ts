@@ -47,7 +47,7 @@ describe('observability', () => {
     expect(await metricValue(d.registry, 'coderd_api_request_latencies_seconds', { path: '/api/v2/chats/:chat', method: 'GET' })).toBe(3);
     expect(await metricValue(d.registry, 'coderd_api_concurrent_requests')).toBe(0);
     expect(await metricValue(d.registry, 'coderlite_build_info', { version: d.app.swagger().info.version })).toBe(1);
-    await expect.poll(() => lines.filter((l) => l.msg === 'request' && l.path === '/api/v2/chats/:chat').length).toBe(3);
+    await expect.poll(() => lines.filter((l) => l.msg === 'request' && l.path === '/api/v2/chats/:chat').length, { timeout: 10_000 }).toBe(3);
     expect(lines.find((l) => l.msg === 'request' && l.status === 400)).toMatchObject({ level: 20, method: 'GET' });
   });
 
@@ -57,15 +57,15 @@ describe('observability', () => {
     const { token } = await createTestUser(d);
     const api = chatApi(d.url, token);
     const ok = await api.createChat('fine');
-    await expect.poll(async () => (await api.get(ok.id)).body.status).toBe('waiting');
+    await expect.poll(async () => (await api.get(ok.id)).body.status, { timeout: 10_000 }).toBe('waiting');
     expect(await metricValue(d.registry, 'coderlite_llm_time_to_first_token_seconds', { provider: 'fake', model: 'fake-model' })).toBe(1);
     expect(await metricValue(d.registry, 'coderlite_llm_requests_total', { provider: 'fake' })).toBe(1);
 
     const bad = await api.createChat('please [fake-fail] now');
-    await expect.poll(async () => (await api.get(bad.id)).body.status).toBe('error');
+    await expect.poll(async () => (await api.get(bad.id)).body.status, { timeout: 10_000 }).toBe('error');
     // Whatever kind the provider names; only one failed.
     expect(await metricValue(d.registry, 'coderlite_llm_errors_total', { provider: 'fake' })).toBe(1);
-    await expect.poll(() => lines.filter((l) => l.msg === 'chat turn failed')).toHaveLength(1);
+    await expect.poll(() => lines.filter((l) => l.msg === 'chat turn failed'), { timeout: 10_000 }).toHaveLength(1);
     expect(lines.find((l) => l.msg === 'chat turn failed')).toMatchObject({ level: 40, chatId: bad.id });
   });
 

@@ -100,7 +100,7 @@ describe('operator commands', () => {
     expect((await runCli(['models', 'set-default', model.id, ...db])).code).toBe(0);
     // The running server's config cache heard of it at once: the next chat runs on the new default, with its key.
     const chat = await chatApi(d.url, token).createChat('which model?');
-    await expect.poll(async () => (await chatApi(d.url, token).get(chat.id)).body.status).toBe('error');
+    await expect.poll(async () => (await chatApi(d.url, token).get(chat.id)).body.status, { timeout: 10_000 }).toBe('error');
     expect((await chatApi(d.url, token).get(chat.id)).body.last_error).toMatch(/answered 503/);
     expect(seen).toEqual(['Bearer sk-secret-value']);
     expect((await runCli(['models', 'update', model.id, '--no-enabled', ...db])).code).toBe(1);

@@ -88,7 +88,7 @@ describe('users and tokens', () => {
     const touches = async () => (await metricValue(d.registry, 'coderlite_db_queries_total', { query: 'touchAPIKey' })) || 0;
     const before = await touches();
     for (let i = 0; i < 5; i++) expect((await api.call('GET', '/api/v2/users/me')).status).toBe(200);
-    await expect.poll(async () => (await d.auth.admin.listTokens(user))[0]!.lastUsedAt).not.toBeNull();
+    await expect.poll(async () => (await d.auth.admin.listTokens(user))[0]!.lastUsedAt, { timeout: 10_000 }).not.toBeNull();
     expect((await touches()) - before).toBe(1);
     // The statement itself refuses a second write within the minute (replicas racing).
     await touchAPIKey(d.db, token.slice(0, 10), 60);
@@ -146,7 +146,8 @@ describe('users and tokens', () => {
     await expect(openWatch(b.url, hank.token)).rejects.toThrow('401');
 
     expect((await chatApi(a.url, admin.token).call('PUT', '/api/v2/users/hank/status/activate')).status).toBe(200);
-    expect((await chatApi(b.url, hank.token).call('GET', '/api/v2/users/me')).status).toBe(200);
+    // B hears of the activation within the pubsub's delivery time.
+    await expect.poll(async () => (await chatApi(b.url, hank.token).call('GET', '/api/v2/users/me')).status, { timeout: 10_000 }).toBe(200);
     const w2 = await openWatch(b.url, hank.token);
     expect((await chatApi(a.url, admin.token).call('DELETE', '/api/v2/users/hank')).status).toBe(204);
     expect(await w2.closed).toMatchObject({ code: 1008 });
