@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 
-import { ConfigError, parseDuration, parseHttpAddress, parseHttpUrl, parsePostgresUrl } from '../daemon/config.js';
+import { ConfigError, parseDuration, parseHttpAddress, parseHttpUrl, parseLifetime, parsePostgresUrl } from '../daemon/config.js';
 
 /** A flag value that cannot work; its message names where the value came from (the flag or its env variable). */
 export class FlagValueError extends Error {}
@@ -62,3 +62,6 @@ export const httpAddressFlag = Flags.custom<string>({ parse: checked((v) => (par
 
 /** An absolute http(s) URL, kept as written: `new URL()` would add a trailing slash the daemon then puts in links. */
 export const httpUrlFlag = Flags.custom<string>({ parse: checked((v, name) => (parseHttpUrl(name, v), v)) });
+
+/** A token lifetime (`30d`, `12h`); the value is seconds. */
+export const lifetimeFlag = Flags.custom<number>({ parse: checked((v, name) => parseLifetime(name, v)) });

@@ -5,6 +5,7 @@ import { formatDuration, readConfigFile, redactConfig, toYaml } from '../cli/con
 import { ExitCode } from '../cli/exitCodes.js';
 import { durationFlag, FlagValueError, httpAddressFlag, httpUrlFlag, intFlag } from '../cli/flags.js';
 import { natsTargetFromFlags, pubsubFlags } from '../cli/pubsub.js';
+import { SecretBox, SecretKeyError } from '../daemon/chat/secretBox.js';
 import { ConfigError } from '../daemon/config.js';
 import { startDaemon, type Daemon } from '../daemon/index.js';
 import { createLogger, type LogFormat } from '../daemon/observability/logger.js';
@@ -84,6 +85,14 @@ export default class Server extends BaseCommand {
       default: 10_000,
       env: 'CODER_LITE_SHUTDOWN_GRACE',
     }),
+    'prometheus-address': httpAddressFlag({
+      description: 'Serve /metrics on its own listener at host:port (e.g. 127.0.0.1:2112); the public /metrics is then off.',
+      env: 'CODER_LITE_PROMETHEUS_ADDRESS',
+    }),
+    'encryption-key': Flags.string({
+      description: 'Seals provider API keys stored in the database (AES-256-GCM): 32 bytes, base64 (`openssl rand -base64 32`). Every replica needs the same one.',
+      env: 'CODER_LITE_ENCRYPTION_KEY',
+    }),
     'chat-heartbeat-interval': durationFlag({ description: 'How often running turns heartbeat.', default: 30_000, hidden: true }),
     'chat-stale-after': durationFlag({ description: 'A running chat with an older heartbeat returns to pending.', default: 300_000, hidden: true }),
   };
@@ -115,8 +124,10 @@ export default class Server extends BaseCommand {
     try {
       nats = natsTargetFromFlags(flags);
       if (flags['chat-provider'] === 'openai-compat' && !flags['llm-base-url']) throw new ConfigError('--chat-provider openai-compat needs --llm-base-url');
+      // A key of the wrong size is a usage error now, not a failed turn later.
+      if (flags['encryption-key']) new SecretBox(flags['encryption-key']);
     } catch (err) {
-      if (err instanceof ConfigError) this.usageError(err.message);
+      if (err instanceof ConfigError || err instanceof SecretKeyError) this.usageError(err.message);
       throw err;
     }
     if (flags['write-config']) {
@@ -154,6 +165,8 @@ export default class Server extends BaseCommand {
         fakeTokenDelayMs: flags['fake-token-delay'],
       },
       accessUrl: flags['access-url'],
+      prometheusAddress: flags['prometheus-address'],
+      encryptionKey: flags['encryption-key'],
       webpush: {
         enabled: flags.webpush,
         subject: flags['webpush-subject'],
@@ -196,7 +209,7 @@ export default class Server extends BaseCommand {
       const v = flags[name];
       values[name] = durationKeys.has(name) && typeof v === 'number' ? formatDuration(v) : v;
     }
-    return redactConfig(values, new Set(['llm-api-key', 'nats-token']), new Set(['postgres-url', 'nats-url']));
+    return redactConfig(values, new Set(['llm-api-key', 'nats-token', 'encryption-key']), new Set(['postgres-url', 'nats-url']));
   }
 }
 

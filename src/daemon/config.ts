@@ -51,6 +51,15 @@ export function parseDuration(flag: string, value: string): number {
   return Math.round(ms);
 }
 
+/** A token lifetime: `30d`, `12h`, `90m`, `3600s` (or bare seconds), from 1 second to 365 days; the value is seconds. */
+export function parseLifetime(flag: string, value: string): number {
+  const m = /^(\d+)(s|m|h|d)?$/.exec(value.trim());
+  if (!m) throw new ConfigError(`invalid ${flag} "${value}": expected a lifetime like 30d, 12h or 90m`);
+  const seconds = Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[m[2] ?? 's']!;
+  if (seconds < 1 || seconds > 365 * 86_400) throw new ConfigError(`invalid ${flag} "${value}": from 1s to 365d`);
+  return seconds;
+}
+
 export function parseHttpUrl(flag: string, value: string): URL {
   let url: URL;
   try {

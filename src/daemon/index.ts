@@ -5,9 +5,13 @@ import type { FastifyInstance } from 'fastify';
 import { resolveChatConfig, type ChatConfig, type ResolvedChatConfig } from './chat/config.js';
 import { ConfigCache } from './chat/configCache.js';
 import { createChatMetrics } from './chat/metrics.js';
+import { ModelAdmin } from './chat/models.js';
 import { ChatNotifier } from './chat/notifier.js';
 import { fakeProvider } from './chat/providers/fake.js';
+import { createLLMMetrics, instrumentProvider } from './chat/providers/instrumented.js';
 import { openaiCompatProvider } from './chat/providers/openaiCompat.js';
+import { QueueFront } from './chat/queueFront.js';
+import { SecretBox } from './chat/secretBox.js';
 import { ChatService } from './chat/service.js';
 import { ChatStreams, type StreamHooks, type StreamStore } from './chat/stream.js';
 import type { TurnEndListener } from './chat/turnResult.js';
@@ -15,18 +19,24 @@ import { ChatWorker, newWorkerId } from './chat/worker.js';
 import { LocalParts } from './chat/parts.js';
 import { PartsRelay } from './chat/relay.js';
 import { ConfigError, parseHttpAddress, version } from './config.js';
-import { buildApp, type HttpLimits } from './http/app.js';
+import { PushWindow } from './health/pushWindow.js';
+import { daemonHealth } from './health/report.js';
+import { buildApp, underPrefixes, type HttpLimits } from './http/app.js';
 import { authenticated } from './http/auth.js';
 import { createHttpMetrics } from './http/metrics.js';
 import { chatRoutes } from './http/routes/chats.js';
 import { consoleRoutes } from './http/routes/console.js';
+import { debugRoutes } from './http/routes/debug.js';
 import { healthRoutes } from './http/routes/health.js';
+import { modelRoutes } from './http/routes/models.js';
 import { streamRoutes } from './http/routes/stream.js';
 import { userRoutes } from './http/routes/users.js';
 import { webpushRoutes } from './http/routes/webpush.js';
+import { SocketRegistry } from './http/sockets.js';
 import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './observability/logger.js';
-import { createMetricsRegistry, type Registry } from './observability/metrics.js';
+import { createMetricsRegistry, registerBuildInfo, type Registry } from './observability/metrics.js';
+import { serveMetrics } from './observability/metricsServer.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './postgres/embedded.js';
 import { migrate } from './postgres/migrate.js';
 import { createDatabase, describeConnection, type Database } from './postgres/pool.js';
@@ -36,11 +46,13 @@ import { createPostgresPubsub } from './pubsub/postgres.js';
 import type { Pubsub } from './pubsub/pubsub.js';
 import { startWatchdog, type WatchdogOptions } from './pubsub/watchdog.js';
 import { countChatsByStatus, getChatByID, getChatVersions } from './store/chats.js';
-import { ping } from './store/health.js';
+import { getAPIKeyWithUser } from './store/apiKeys.js';
+import { notificationQueueUsage, ping } from './store/health.js';
 import { getChatMessagePage } from './store/messages.js';
 import { getQueuedChatMessages } from './store/queue.js';
 import { deleteWebpushSubscriptionsByIDs, getWebpushSubscriptionsByUserID, markWebpushSubscriptionsSucceeded } from './store/webpush.js';
-import { authenticateToken } from './users/service.js';
+import { APIKeyCache, type Revocation } from './users/apiKeyCache.js';
+import { Authenticator, UserAdmin } from './users/service.js';
 import { coderLikeTurnReads } from './webpush/coderLikeReads.js';
 import type { WebpushConfig } from './webpush/config.js';
 import { PushDispatcher } from './webpush/dispatcher.js';
@@ -71,6 +83,12 @@ export interface DaemonConfig {
   webpush?: WebpushConfig;
   /** The URL users reach the daemon at; defaults to the listen URL. */
   accessUrl?: string;
+  /** `host:port` of a listener of its own for `/metrics`; the public `/metrics` is then off. */
+  prometheusAddress?: string;
+  /** 32 bytes, base64 (`CODER_LITE_ENCRYPTION_KEY`): seals provider API keys at rest. Without it none can be stored. */
+  encryptionKey?: string;
+  /** Every request reads its API key from the database (scaletest comparison). */
+  apiKeyCacheDisabled?: boolean;
   /** HTTP limits and timeouts (tests shrink them); defaults in http/app.ts. */
   http?: Partial<HttpLimits> & { wsPingIntervalMs?: number };
 }
@@ -88,11 +106,14 @@ export interface DaemonSeams {
 export interface Daemon {
   /** Base URL of the HTTP API. */
   url: string;
+  /** Where `/metrics` is served with `prometheusAddress`. */
+  metricsUrl?: string;
   db: Database;
   registry: Registry;
   app: FastifyInstance;
   pubsub: Pubsub;
-  chats: { service: ChatService; streams: ChatStreams; parts: LocalParts; relay: PartsRelay; worker: ChatWorker; configCache: ConfigCache };
+  chats: { service: ChatService; streams: ChatStreams; parts: LocalParts; relay: PartsRelay; worker: ChatWorker; configCache: ConfigCache; models: ModelAdmin };
+  auth: { cache: APIKeyCache; sockets: SocketRegistry; admin: UserAdmin };
   /** Absent when Web Push is off. */
   webpush?: { service: WebpushService; vapid: VapidKeyHolder; turnPush: TurnPush; presence: PresenceTracker };
   /** Resolves with an error when a part fails fatally (the process should exit non-zero). */
@@ -156,16 +177,19 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
     const chatConfig = resolveChatConfig(config.chat);
     const chatMetrics = createChatMetrics(registry, () => countChatsByStatus(db));
     const notifier = new ChatNotifier(pubsub, chatMetrics, logger);
+    const secrets = config.encryptionKey ? new SecretBox(config.encryptionKey) : undefined;
     const apiKeys = new Map<string, string>(chatConfig.llmApiKey ? [[chatConfig.provider, chatConfig.llmApiKey]] : []);
     const configCache = await life.start(
       'chat config cache',
       async () => {
-        const cache = new ConfigCache({ db, apiKeys, disabled: chatConfig.configCacheDisabled });
+        const cache = new ConfigCache({ db, apiKeys, disabled: chatConfig.configCacheDisabled, openSecret: secrets && ((sealed) => secrets.open(sealed)) });
         await cache.start(pubsub);
         return cache;
       },
       (c) => c.close(),
     );
+    const llmMetrics = createLLMMetrics(registry);
+    registerBuildInfo(registry, version);
     const realStreamStore: StreamStore = {
       getChatByID: (id, opts) => getChatByID(db, id, opts),
       getChatMessagePage: (id, afterId, limit, maxBytes, opts) => getChatMessagePage(db, id, afterId, limit, maxBytes, opts),
@@ -207,43 +231,59 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
       parts,
       configCache,
       providers: {
-        fake: fakeProvider({ tokens: chatConfig.fakeTokens, delayMs: chatConfig.fakeTokenDelayMs }),
-        'openai-compat': openaiCompatProvider({ timeoutMs: chatConfig.llmTimeoutMs }),
+        fake: instrumentProvider(fakeProvider({ tokens: chatConfig.fakeTokens, delayMs: chatConfig.fakeTokenDelayMs }), 'fake', llmMetrics),
+        'openai-compat': instrumentProvider(openaiCompatProvider({ timeoutMs: chatConfig.llmTimeoutMs }), 'openai-compat', llmMetrics),
       },
       metrics: chatMetrics,
       logger,
-      listeners: [...(seams.turnEndListeners ?? []), ...(webpush ? [webpush.turnPush] : [])],
+      listeners: [failedTurnLog(logger), ...(seams.turnEndListeners ?? []), ...(webpush ? [webpush.turnPush] : [])],
       config: chatConfig,
     });
     const chatService = new ChatService({ db, notifier, configCache, wake: () => worker.wake() });
     await chatService.seedDefaultModel(chatConfig);
-    const authenticate = (token: string) => authenticateToken(db, token);
+    const pushWindow = webpush && (await life.start('push failure window', () => new PushWindow(webpush.metrics.dispatch), (w) => w.close()));
+    const httpMetrics = createHttpMetrics(registry);
+    const auth = await startAuth(db, pubsub, logger, life, config.apiKeyCacheDisabled ?? false, (n) => httpMetrics.socketsRevoked.inc(n));
+    const models = new ModelAdmin({ db, publisher: pubsub, secrets, invalidate: () => configCache.invalidate() });
     const getChat = (id: string) => getChatByID(db, id);
 
-    const httpMetrics = createHttpMetrics(registry);
     const app = await buildApp({
       logger,
       metrics: httpMetrics,
       limits: config.http,
+      sockets: auth.sockets,
       routes: [
         healthRoutes({
           ping: (signal) => ping(db, signal),
-          registry,
+          registry: config.prometheusAddress ? undefined : registry,
           buildInfo: () => ({ version, ...(webpush ? { webpush_public_key: webpush.vapid.current.publicKey } : {}) }),
         }),
-        authenticated(authenticate, [
-          userRoutes(),
-          chatRoutes({ service: chatService, getChat }),
-          streamRoutes({
-            streams,
-            getChat,
-            backlogBytes: chatConfig.streamBacklogBytes,
-            metrics: httpMetrics,
-            pingIntervalMs: config.http?.wsPingIntervalMs,
-            presence: webpush?.presence,
+        authenticated((token) => auth.authenticator.authenticate(token), [
+          userRoutes({ admin: auth.admin }),
+          modelRoutes({ models }),
+          debugRoutes({
+            health: () =>
+              daemonHealth({
+                ping: (signal) => ping(db, signal),
+                notifyQueueUsage: (signal) => notificationQueueUsage(db, signal),
+                pubsub,
+                poolStats: () => db.stats(),
+                recentPushes: pushWindow && (() => pushWindow.recent()),
+              }),
           }),
+          underPrefixes([
+            chatRoutes({ service: chatService, queueFront: new QueueFront({ db, notifier, publisher: pubsub, wake: () => worker.wake() }), getChat }),
+            streamRoutes({
+              streams,
+              getChat,
+              backlogBytes: chatConfig.streamBacklogBytes,
+              metrics: httpMetrics,
+              pingIntervalMs: config.http?.wsPingIntervalMs,
+              presence: webpush?.presence,
+            }),
+          ]),
           ...(webpush ? [webpushRoutes({ service: webpush.service, allowInsecureEndpoints: config.webpush?.allowInsecureEndpoints ?? false, baseUrl })] : []),
-        ]),
+        ], auth.sockets),
         consoleRoutes(),
       ],
     });
@@ -253,11 +293,12 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
     // Thousands of clients connecting at once overflowed Node's default accept queue (511) on a busy event loop,
     // and the kernel reset the connections it could not queue; the kernel caps this at net.core.somaxconn.
     await life.start('HTTP server', () => app.listen({ host: listen.host, port: listen.port, backlog: 4096 }), () => closeHttp(app, grace));
+    const metricsUrl = config.prometheusAddress ? await life.start('metrics listener', () => serveMetrics(config.prometheusAddress!, registry), (m) => m.close()) : undefined;
     const addr = app.server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}`;
     publicUrl ??= url;
-    logger.info({ url, version }, 'coder-lite is listening');
+    logger.info({ url, version, ...(metricsUrl ? { metricsUrl: metricsUrl.url } : {}) }, 'coder-lite is listening');
     // Browsers treat loopback as a secure context, so only a non-https, non-loopback access URL stops subscriptions.
     if (webpush && !isSecureContextUrl(config.accessUrl ?? url)) {
       logger.warn({ accessUrl: config.accessUrl ?? url }, 'web push: the access URL is not https; browsers only subscribe from secure contexts (localhost aside)');
@@ -265,11 +306,13 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
 
     return {
       url,
+      metricsUrl: metricsUrl?.url,
       db,
       registry,
       app,
       pubsub,
-      chats: { service: chatService, streams, parts, relay, worker, configCache },
+      chats: { service: chatService, streams, parts, relay, worker, configCache, models },
+      auth: { cache: auth.cache, sockets: auth.sockets, admin: auth.admin },
       webpush,
       fatal,
       close: (g?: AbortSignal) => {
@@ -279,6 +322,15 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
       },
     };
   });
+}
+
+/** One line per failed turn, with the chat: the reply the owner saw as last_error. */
+function failedTurnLog(logger: Logger): TurnEndListener {
+  return {
+    turnEnded: (r) => {
+      if (r.outcome === 'error') logger.warn({ chatId: r.chatId, ownerId: r.ownerId, model: r.model.model, lastError: r.lastError }, 'chat turn failed');
+    },
+  };
 }
 
 /**
@@ -294,6 +346,33 @@ async function closeHttp(app: FastifyInstance, grace: AbortSignal): Promise<void
   } finally {
     grace.removeEventListener('abort', cut);
   }
+}
+
+/**
+ * The API-key cache, the authenticator and the registry of open sockets. A revocation from any replica drops the key
+ * from the cache and closes its sockets with 1008; after lost messages every open socket's key is checked again.
+ */
+async function startAuth(db: Database, pubsub: Pubsub, logger: Logger, life: Lifecycle, cacheDisabled: boolean, onClosed: (sockets: number) => void) {
+  const cache = new APIKeyCache({ fetch: (id) => getAPIKeyWithUser(db, id), disabled: cacheDisabled });
+  const authenticator = new Authenticator({ db, cache, logger });
+  const sockets = new SocketRegistry();
+  const closed = (n: number) => {
+    if (n > 0) onClosed(n);
+  };
+  const recheck = async () => {
+    for (const keyId of sockets.keys()) {
+      const key = await cache.get(keyId);
+      if (!key || key.user.suspendedAt || key.expiresAt.getTime() <= Date.now()) closed(sockets.revoke({ keyId }));
+    }
+  };
+  const onRevoked = (r: Revocation) => {
+    if (r !== 'all') return closed(sockets.revoke(r));
+    sockets.revoke(r);
+    recheck().catch((err: unknown) => logger.warn({ err }, 'auth: re-checking the keys of open sockets after lost notices failed'));
+  };
+  await life.start('API key cache', () => cache.start(pubsub, onRevoked), () => cache.close());
+  const admin = new UserAdmin({ db, publisher: pubsub, cache });
+  return { cache, authenticator, sockets, admin };
 }
 
 /** VAPID keys, subscription cache, dispatcher and the push after each turn. */
@@ -348,7 +427,7 @@ async function startWebpush(config: DaemonConfig, db: Database, pubsub: Pubsub, 
   });
   // Runs after the worker has stopped (stops run in reverse), so the last turns' pushes are sent.
   life.defer('pushes after turns', () => turnPush.drain());
-  return { service, vapid, turnPush, presence };
+  return { service, vapid, turnPush, presence, metrics };
 }
 
 /** https, or plain http on loopback (which browsers also count as a secure context). */

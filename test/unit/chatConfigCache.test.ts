@@ -12,7 +12,7 @@ function fakeDb() {
   const db = {
     query: async (q: { name: string }) => {
       reads.push(q.name);
-      if (q.name === 'getDefaultChatModelConfig') return { rows: [{ id: 'm1', provider_id: 'p1', model: 'gpt', is_default: true }] };
+      if (q.name === 'getDefaultChatModelConfig') return { rows: [{ id: 'm1', provider_id: 'p1', model: 'gpt', is_default: true, enabled: true, display_name: null }] };
       if (q.name === 'getEnabledChatProviders') return { rows: providerEnabled ? [{ id: 'p1', name: 'openai-compat', type: 'openai-compat', base_url: 'http://llm/v1', enabled: true }] : [] };
       return { rows: [] };
     },

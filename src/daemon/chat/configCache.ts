@@ -11,8 +11,10 @@ export class ModelResolutionError extends Error {}
 
 export interface ConfigCacheOptions {
   db: Database;
-  /** API keys by provider name: never stored in the database. */
+  /** API keys by provider name from the daemon's flags (the seeded provider): kept in memory only. */
   apiKeys: ReadonlyMap<string, string>;
+  /** Opens a provider's stored key (encrypted at rest); absent when the daemon has no encryption key. */
+  openSecret?: (sealed: Buffer) => string;
   ttlMs?: number;
   /** Every resolve reads the database, as Coder does (scaletest comparison). */
   disabled?: boolean;
@@ -65,6 +67,7 @@ export class ConfigCache {
       modelConfigId ? getChatModelConfigByID(this.opts.db, modelConfigId) : getDefaultChatModelConfig(this.opts.db),
     );
     if (!config) throw new ModelResolutionError(modelConfigId ? `model config ${modelConfigId} does not exist` : 'no default model config is set');
+    if (!config.enabled) throw new ModelResolutionError(`model config ${config.model} is disabled`);
     const providers = await this.cached(this.providers, (e) => (this.providers = e), () => getEnabledChatProviders(this.opts.db));
     const provider = providers.find((p) => p.id === config.providerId);
     if (!provider) throw new ModelResolutionError(`the provider of model ${config.model} is disabled or gone`);
@@ -74,8 +77,22 @@ export class ConfigCache {
       modelConfigId: config.id,
       model: config.model,
       ...(provider.baseUrl ? { baseUrl: provider.baseUrl } : {}),
-      ...(this.opts.apiKeys.has(provider.name) ? { apiKey: this.opts.apiKeys.get(provider.name) } : {}),
+      ...this.apiKey(provider),
     };
+  }
+
+  /** A stored key wins over the flags' one; a stored key this daemon cannot open fails the turn, not silently unauthenticated. */
+  private apiKey(provider: ChatProvider): { apiKey?: string } {
+    if (provider.apiKeyEncrypted) {
+      if (!this.opts.openSecret) throw new ModelResolutionError(`the API key of provider ${provider.name} is encrypted, and this daemon has no --encryption-key`);
+      try {
+        return { apiKey: this.opts.openSecret(provider.apiKeyEncrypted) };
+      } catch (err) {
+        throw new ModelResolutionError(`the API key of provider ${provider.name} cannot be opened: ${(err as Error).message}`);
+      }
+    }
+    const flagKey = this.opts.apiKeys.get(provider.name);
+    return flagKey === undefined ? {} : { apiKey: flagKey };
   }
 
   private cached<T>(entry: Entry<T> | undefined, store: (e: Entry<T>) => void, read: () => Promise<T>): Promise<T> {

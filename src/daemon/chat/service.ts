@@ -1,6 +1,6 @@
 import type { Database, Queryable } from '../postgres/pool.js';
 import { archiveChat, insertChat, listChatsByOwner, lockChatByID, sendChatMessage, setChatStatus, type SendChatMessageResult } from '../store/chats.js';
-import { lockChatConfigSeed, upsertChatProvider, upsertDefaultChatModelConfig } from '../store/providers.js';
+import { defaultModelChosen, getDefaultChatModelConfig, lockChatConfigSeed, setDefaultChatModelConfig, upsertChatModelConfig, upsertChatProvider } from '../store/providers.js';
 import { claimIdempotencyKey, storeIdempotentResponse, type StoredResponse } from '../store/idempotency.js';
 import { getChatMessagesAfter, insertChatMessage } from '../store/messages.js';
 import { deleteQueuedChatMessage } from '../store/queue.js';
@@ -83,12 +83,16 @@ const titleFrom = (message: string) => {
 export class ChatService {
   constructor(private readonly opts: ChatServiceOptions) {}
 
-  /** Makes the start-up flags' provider and model the default; idempotent, and safe when replicas start together. */
+  /**
+   * Makes the start-up flags' provider and model the default, unless an operator has picked one (`models
+   * set-default`), which then stays across restarts; idempotent, and safe when replicas start together.
+   */
   async seedDefaultModel(c: Pick<ResolvedChatConfig, 'provider' | 'llmBaseUrl' | 'llmModel'>): Promise<void> {
     await this.opts.db.tx(async (tx) => {
       await lockChatConfigSeed(tx);
       const provider = await upsertChatProvider(tx, c.provider, c.provider, c.provider === 'openai-compat' ? (c.llmBaseUrl ?? null) : null);
-      await upsertDefaultChatModelConfig(tx, provider.id, c.llmModel);
+      const model = await upsertChatModelConfig(tx, provider.id, c.llmModel);
+      if (!(await defaultModelChosen(tx)) || !(await getDefaultChatModelConfig(tx))) await setDefaultChatModelConfig(tx, model.id);
     });
   }
 

@@ -18,6 +18,7 @@ import { interruptChannel, messageJson, pendingChannel, retryJson, type ErrorJso
 import type { ChatMetrics } from './metrics.js';
 import { statusNotice, type ChatNotifier } from './notifier.js';
 import type { LocalParts } from './parts.js';
+import { supersedeChannel } from './queueFront.js';
 import { ProviderError, type ModelProvider, type PromptMessage } from './providers/provider.js';
 import { redactSecrets } from './redact.js';
 import type { ResolvedModel, TurnEndListener, TurnResult } from './turnResult.js';
@@ -30,9 +31,9 @@ const claimBatch = 100;
 const idempotencyKeyLifetimeSeconds = 48 * 3600;
 const idempotencySweepMs = 3600_000;
 
-/** Why a turn was stopped from outside. */
+/** Why a turn was stopped from outside. `superseded`: a message was promoted past it; it ends with its partial answer. */
 class TurnStop extends Error {
-  constructor(readonly why: 'interrupted' | 'lost' | 'shutdown') {
+  constructor(readonly why: 'interrupted' | 'lost' | 'shutdown' | 'superseded') {
     super(`turn stopped: ${why}`);
   }
 }
@@ -86,6 +87,7 @@ export class ChatWorker {
     const { subscriber, config } = this.opts;
     this.cancels.push(await subscriber.subscribe(pendingChannel, () => void this.wake()));
     this.cancels.push(await subscriber.subscribe(interruptChannel, (payload) => this.stop(payload.toString(), 'interrupted')));
+    this.cancels.push(await subscriber.subscribe(supersedeChannel, (payload) => this.stop(payload.toString(), 'superseded')));
     const every = (ms: number, fn: () => void) => this.timers.push(setInterval(fn, ms).unref());
     every(config.pollIntervalMs, () => this.wake());
     every(config.heartbeatIntervalMs, () => void this.heartbeat());
@@ -177,13 +179,29 @@ export class ChatWorker {
     let model: ResolvedModel | undefined;
     let text: string | undefined;
     let failure: TurnFailure | undefined;
+    let partial = '';
     for (let attempt = 1; ; attempt++) {
       try {
         model = await this.opts.configCache.resolve(chat.lastModelConfigId);
-        text = await this.opts.providers[model.providerType].complete({ model, messages: history, signal, onPart: (part) => parts.publish(chat.id, part) });
+        partial = '';
+        text = await this.opts.providers[model.providerType].complete({
+          model,
+          messages: history,
+          signal,
+          onPart: (part) => {
+            partial += part;
+            parts.publish(chat.id, part);
+          },
+        });
         failure = undefined;
         break;
       } catch (err) {
+        if (signal.aborted && signal.reason instanceof TurnStop && signal.reason.why === 'superseded') {
+          // Ends like a finished turn: the partial answer is kept and the promoted message runs next.
+          text = partial;
+          failure = undefined;
+          break;
+        }
         if (signal.aborted && signal.reason instanceof TurnStop) {
           parts.endTurn(chat.id);
           // Interrupt and archive already set the chat's status; shutdown releases it in bulk; a lost claim is another replica's.

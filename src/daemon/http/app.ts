@@ -2,13 +2,18 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import type { WebSocket } from 'ws';
 
+import { version } from '../config.js';
 import type { Logger } from '../observability/logger.js';
 import { wsProtocol } from './auth.js';
 import { ErrRouteNotFound, ErrTooManyConnections, installErrorHandlers } from './errors.js';
 import type { HttpMetrics } from './metrics.js';
+import type { SocketRegistry } from './sockets.js';
 import { installBodyParser, installTextCheck, validatorCompiler } from './validation.js';
 
 declare module 'fastify' {
@@ -55,6 +60,27 @@ export interface AppOptions {
   routes: FastifyPluginAsync[];
   metrics: HttpMetrics;
   limits?: Partial<HttpLimits>;
+  /** Where the authenticated WebSockets are registered, so revocations can close them. */
+  sockets?: Pick<SocketRegistry, 'attach'>;
+}
+
+/** The documented prefix of the chat API, and the one it started under, kept as an alias (hidden from the reference). */
+export const apiPrefix = '/api/v2';
+export const experimentalPrefix = '/api/experimental';
+
+/** Registers route plugins under the documented prefix and under the alias, which stays out of the OpenAPI document. */
+export function underPrefixes(routes: FastifyPluginAsync[]): FastifyPluginAsync {
+  return async (app) => {
+    for (const prefix of [apiPrefix, experimentalPrefix]) {
+      await app.register(
+        async (scope) => {
+          if (prefix === experimentalPrefix) scope.addHook('onRoute', (route) => void (route.schema = { ...route.schema, hide: true }));
+          for (const route of routes) await scope.register(route);
+        },
+        { prefix },
+      );
+    }
+  };
 }
 
 const isProtocolError = (err: unknown) => typeof (err as { code?: unknown }).code === 'string' && (err as { code: string }).code.startsWith('WS_ERR_');
@@ -77,6 +103,21 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     clientErrorHandler: answerClientError,
   });
   app.setValidatorCompiler(validatorCompiler);
+  // Before any route: the document is collected from each route's schema as it is added.
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'coder-lite API', version, description: 'Chats, their streams, users and tokens, web push. `/api/experimental/chats…` is an alias of `/api/v2/chats…`.' },
+      components: {
+        securitySchemes: {
+          sessionToken: { type: 'apiKey', in: 'header', name: 'Coder-Session-Token' },
+          bearer: { type: 'http', scheme: 'bearer' },
+        },
+      },
+      security: [{ sessionToken: [] }, { bearer: [] }],
+    },
+    transform: ({ schema, url }) => ({ schema: schema && withOptionalDefaults(schema), url }),
+  });
   installErrorHandlers(app);
   installBodyParser(app);
   installTextCheck(app);
@@ -101,6 +142,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
   });
   closeRefusedUpgrades(app, limits.requestTimeoutMs);
+  installRequestMetrics(app, opts.metrics);
   app.addHook('onRoute', (route) => {
     route.config = { ...route.config, webSocketRoute: Boolean(route.websocket || route.wsHandler) };
   });
@@ -108,8 +150,57 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req) => {
     if (req.ws && !req.routeOptions.config.webSocketRoute) throw new ErrRouteNotFound({ args: [`WebSocket ${req.url.split('?')[0]}`] });
   });
+  opts.sockets?.attach(app.websocketServer);
   for (const route of opts.routes) await app.register(route);
+  app.get('/api/v2/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // swagger-ui serves its own bundle from the package: the page works offline, under its own CSP.
+  await app.register(swaggerUi, {
+    routePrefix: '/api/v2/docs',
+    // swagger-ui's default policy says upgrade-insecure-requests, which breaks the page on a plain-http address.
+    staticCSP: "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; frame-ancestors 'self'",
+  });
   return app;
+}
+
+/**
+ * Coder's request metrics by route template (never the raw URL, so ids do not explode the label set), and one debug
+ * line per request; failures have their own line from the error handler.
+ */
+function installRequestMetrics(app: FastifyInstance, metrics: HttpMetrics): void {
+  const wsPaths = new WeakMap<IncomingMessage, string>();
+  app.addHook('onRequest', async (req) => {
+    if (req.ws) wsPaths.set(req.raw, req.routeOptions.url ?? 'unmatched');
+    else metrics.concurrentRequests.inc();
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    if (req.ws) return;
+    metrics.concurrentRequests.dec();
+    const path = req.routeOptions.url ?? 'unmatched';
+    const seconds = reply.elapsedTime / 1000;
+    metrics.requestsProcessed.inc({ code: String(reply.statusCode), method: req.method, path });
+    metrics.requestLatency.observe({ method: req.method, path }, seconds);
+    req.log.debug({ method: req.method, path, url: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+  });
+  app.websocketServer.on('connection', (ws: WebSocket, raw: IncomingMessage) => {
+    const path = wsPaths.get(raw) ?? 'unmatched';
+    const started = performance.now();
+    metrics.concurrentWebsockets.inc();
+    metrics.requestsProcessed.inc({ code: '101', method: 'GET', path });
+    ws.once('close', () => {
+      metrics.concurrentWebsockets.dec();
+      metrics.websocketDuration.observe({ path }, (performance.now() - started) / 1000);
+    });
+  });
+}
+
+/**
+ * A query parameter with a default is optional to the client (the validator fills it in), though TypeBox lists it as
+ * required: the document says what a client must send.
+ */
+function withOptionalDefaults<S extends { querystring?: unknown }>(schema: S): S {
+  const qs = schema.querystring as { required?: string[]; properties?: Record<string, { default?: unknown }> } | undefined;
+  if (!qs?.required || !qs.properties) return schema;
+  return { ...schema, querystring: { ...qs, required: qs.required.filter((k) => qs.properties![k]?.default === undefined) } };
 }
 
 /**

@@ -3,9 +3,12 @@ import { format } from 'node:util';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 
 import { ModelResolutionError } from '../chat/configCache.js';
+import { ModelConflictError, ModelInputError, ModelNotFoundError } from '../chat/models.js';
+import { QueuedMessageNotFoundError } from '../chat/queueFront.js';
 import { ChatArchivedError, ChatGoneError, IdempotencyMismatchError, QueueFullError } from '../chat/service.js';
 import { ChatNotFoundError } from '../chat/stream.js';
 import { DatabaseUnavailableError } from '../postgres/errors.js';
+import { APIKeyNotFoundError, UserConflictError, UserInputError, UserNotFoundError } from '../users/service.js';
 import { SubscriptionRejectedError } from '../webpush/service.js';
 
 export interface ApiErrorOptions extends ErrorOptions {
@@ -48,6 +51,13 @@ export const retryAfterSeconds = 2;
 
 export const ErrAuthRequired = defineError('AUTH_REQUIRED', 401, 'authentication required');
 export const ErrInvalidToken = defineError('INVALID_TOKEN', 401, 'invalid or expired API token');
+export const ErrUserSuspended = defineError('USER_SUSPENDED', 401, 'the user is suspended');
+export const ErrAdminRequired = defineError('ADMIN_REQUIRED', 403, 'this needs an admin');
+export const ErrForbiddenOtherUser = defineError('FORBIDDEN_OTHER_USER', 403, "only an admin can manage another user's %s");
+export const ErrUserNotFound = defineError('USER_NOT_FOUND', 404, 'user not found');
+export const ErrAPIKeyNotFound = defineError('API_KEY_NOT_FOUND', 404, 'API key not found');
+export const ErrModelConfigNotFound = defineError('MODEL_NOT_FOUND', 404, 'model config or provider not found');
+export const ErrConflict = defineError('CONFLICT', 409, 'conflict');
 export const ErrForbiddenUser = defineError('FORBIDDEN_USER', 403, 'you can only manage your own push subscriptions');
 export const ErrInvalidRequest = defineError('INVALID_REQUEST', 400, 'invalid request');
 export const ErrInvalidText = defineError('INVALID_TEXT', 400, 'invalid text');
@@ -81,6 +91,14 @@ const domainErrors: Array<[new (...args: never[]) => Error, new (opts?: ApiError
   [ChatArchivedError, ErrChatArchived],
   [IdempotencyMismatchError, ErrIdempotencyMismatch],
   [SubscriptionRejectedError, ErrSubscriptionRejected],
+  [UserInputError, ErrInvalidRequest],
+  [UserConflictError, ErrConflict],
+  [UserNotFoundError, ErrUserNotFound],
+  [APIKeyNotFoundError, ErrAPIKeyNotFound],
+  [ModelInputError, ErrInvalidRequest],
+  [ModelNotFoundError, ErrModelConfigNotFound],
+  [ModelConflictError, ErrConflict],
+  [QueuedMessageNotFoundError, ErrQueuedNotFound],
 ];
 
 /** The API error an error is answered with, or undefined for a bug (a 500). */

@@ -4,7 +4,20 @@ export interface User {
   id: string;
   username: string;
   email: string | null;
+  isAdmin: boolean;
+  /** Set while suspended: the user's keys are refused and their sockets closed. */
+  suspendedAt: Date | null;
   createdAt: Date;
+}
+
+/** An API key as listed: never its secret (only a SHA-256 of it is stored). */
+export interface APIKey {
+  id: string;
+  userId: string;
+  name: string;
+  createdAt: Date;
+  expiresAt: Date;
+  lastUsedAt: Date | null;
 }
 
 export type ChatStatus = 'waiting' | 'pending' | 'running' | 'error';
@@ -66,6 +79,8 @@ export interface ChatProvider {
   type: ChatProviderType;
   baseUrl: string | null;
   enabled: boolean;
+  /** AES-256-GCM under the daemon's encryption key; decrypted only when a turn needs it. */
+  apiKeyEncrypted: Buffer | null;
 }
 
 export interface ChatModelConfig {
@@ -73,4 +88,6 @@ export interface ChatModelConfig {
   providerId: string;
   model: string;
   isDefault: boolean;
+  enabled: boolean;
+  displayName: string | null;
 }

@@ -3,15 +3,18 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 
 import { chatJson, messageJson, queuedJson } from '../../chat/events.js';
+import type { QueueFront } from '../../chat/queueFront.js';
 import type { ChatService, SendResult } from '../../chat/service.js';
 import type { Chat } from '../../store/types.js';
-import { ErrChatArchived, ErrChatNotFound, ErrQueuedNotFound } from '../errors.js';
+import { ErrChatArchived, ErrChatNotFound, ErrInvalidRequest, ErrQueuedNotFound } from '../errors.js';
 import { idempotentRequest, sendOutcome } from '../idempotency.js';
 import { ChatBody, errorResponses, IdempotencyHeaders, MessageBody, QueuedBody } from '../schemas.js';
 import { Uuid } from '../validation.js';
 
 export interface ChatRouteOptions {
   service: ChatService;
+  /** Promote and `busy_behavior: "interrupt"`. */
+  queueFront: QueueFront;
   getChat: (id: string) => Promise<Chat | undefined>;
 }
 
@@ -56,7 +59,7 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
     const withChat = { preHandler: loadChat(opts.getChat) };
 
     app.post(
-      '/api/experimental/chats',
+      '/chats',
       {
         schema: {
           headers: IdempotencyHeaders,
@@ -78,7 +81,7 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
     );
 
     app.get(
-      '/api/experimental/chats',
+      '/chats',
       {
         schema: {
           querystring: Type.Object(
@@ -95,13 +98,13 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
     );
 
     app.get(
-      '/api/experimental/chats/:chat',
+      '/chats/:chat',
       { schema: { params: ChatParams, response: { 200: ChatBody, ...errorResponses } }, ...withChat },
       async (req) => chatJson(req.chat),
     );
 
     app.get(
-      '/api/experimental/chats/:chat/messages',
+      '/chats/:chat/messages',
       {
         schema: {
           params: ChatParams,
@@ -118,12 +121,23 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
 
     // No loadChat here: the send statement authorizes as it locks the row, one round trip for the hottest route.
     app.post(
-      '/api/experimental/chats/:chat/messages',
+      '/chats/:chat/messages',
       {
         schema: {
           params: ChatParams,
           headers: IdempotencyHeaders,
-          body: Type.Object({ content: Type.String({ minLength: 1, maxLength: maxMessageChars }) }, { additionalProperties: false }),
+          body: Type.Object(
+            {
+              content: Type.String({ minLength: 1, maxLength: maxMessageChars }),
+              busy_behavior: Type.Optional(
+                Type.Union([Type.Literal('queue'), Type.Literal('interrupt')], {
+                  description:
+                    'While a turn runs: `queue` (default) waits behind it and the queue; `interrupt` goes first in line, and the running turn stops keeping its partial answer, then this message runs.',
+                }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
           response: {
             201: Type.Object({ queued: Type.Literal(false), message: MessageBody, chat: ChatBody }),
             202: Type.Object({ queued: Type.Literal(true), queued_message: QueuedBody, chat: ChatBody }),
@@ -132,12 +146,19 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
         },
       },
       async (req, reply) => {
-        return sendOutcome(reply, await service.send(req.user, req.params.chat, req.body.content, idempotentRequest(req, renderSend)), renderSend);
+        const { content, busy_behavior: busy } = req.body;
+        if (busy === 'interrupt') {
+          // Stopping a turn is not something a retry could replay.
+          if (req.headers['idempotency-key']) throw new ErrInvalidRequest({ detail: 'busy_behavior "interrupt" cannot be sent with an Idempotency-Key' });
+          const queued = await opts.queueFront.sendInterrupting(req.user, req.params.chat, content);
+          if (queued) return reply.status(202).send({ queued: true as const, queued_message: queuedJson(queued.queuedMessage), chat: chatJson(queued.chat) });
+        }
+        return sendOutcome(reply, await service.send(req.user, req.params.chat, content, idempotentRequest(req, renderSend)), renderSend);
       },
     );
 
     app.post(
-      '/api/experimental/chats/:chat/interrupt',
+      '/chats/:chat/interrupt',
       { schema: { params: ChatParams, response: { 200: ChatBody, ...errorResponses } }, ...withChat },
       async (req) => {
         notArchived(req.chat);
@@ -146,7 +167,7 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
     );
 
     app.delete(
-      '/api/experimental/chats/:chat/queue/:id',
+      '/chats/:chat/queue/:id',
       {
         schema: {
           params: Type.Object({ chat: Uuid(), id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) }),
@@ -160,8 +181,20 @@ export function chatRoutes(opts: ChatRouteOptions): FastifyPluginAsync {
       },
     );
 
+    app.post(
+      '/chats/:chat/queue/:id/promote',
+      {
+        schema: {
+          params: Type.Object({ chat: Uuid(), id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) }),
+          response: { 200: ChatBody, ...errorResponses },
+        },
+        ...withChat,
+      },
+      async (req) => chatJson(await opts.queueFront.promote(req.user, req.chat, req.params.id)),
+    );
+
     app.delete(
-      '/api/experimental/chats/:chat',
+      '/chats/:chat',
       { schema: { params: ChatParams, response: { 204: Type.Null(), ...errorResponses } }, ...withChat },
       async (req, reply) => {
         await service.archive(req.chat);

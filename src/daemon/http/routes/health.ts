@@ -8,7 +8,8 @@ import { retryAfterSeconds } from '../errors.js';
 export interface HealthRouteOptions {
   /** Resolves when the database answers; rejects otherwise. */
   ping: (signal: AbortSignal) => Promise<void>;
-  registry: Registry;
+  /** Absent when /metrics has a listener of its own (`--prometheus-address`). */
+  registry?: Registry;
   buildInfo: () => { version: string; webpush_public_key?: string };
 }
 
@@ -36,10 +37,13 @@ export function healthRoutes(opts: HealthRouteOptions): FastifyPluginAsync {
       },
     );
     // Prometheus text: a string with its own content type is sent as is, not serialized.
-    app.get('/metrics', { schema: { response: { 200: Type.String() } } }, async (_req, reply) => {
-      reply.header('content-type', opts.registry.contentType);
-      return opts.registry.metrics();
-    });
+    const { registry } = opts;
+    if (registry) {
+      app.get('/metrics', { schema: { response: { 200: Type.String() } } }, async (_req, reply) => {
+        reply.header('content-type', registry.contentType);
+        return registry.metrics();
+      });
+    }
     app.get(
       '/api/v2/buildinfo',
       { schema: { response: { 200: Type.Object({ version: Type.String(), webpush_public_key: Type.Optional(Type.String()) }) } } },

@@ -105,7 +105,7 @@ export function streamRoutes(opts: StreamRouteOptions): FastifyPluginAsync {
 
     app.route({
       method: 'GET',
-      url: '/api/experimental/chats/watch',
+      url: '/chats/watch',
       schema: { response: errorResponses },
       handler: upgradeRequired,
       wsHandler: (socket, req) => {
@@ -128,7 +128,7 @@ export function streamRoutes(opts: StreamRouteOptions): FastifyPluginAsync {
 
     app.route({
       method: 'GET',
-      url: '/api/experimental/chats/:chat/stream',
+      url: '/chats/:chat/stream',
       schema: {
         params: ChatParams,
         querystring: StreamQuery,
