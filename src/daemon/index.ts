@@ -34,7 +34,7 @@ import { createPostgresPubsub } from './pubsub/postgres.js';
 import type { Pubsub } from './pubsub/pubsub.js';
 import { startWatchdog, type WatchdogOptions } from './pubsub/watchdog.js';
 import { countChatsByStatus, getChatByID } from './store/chats.js';
-import { ping } from './store/health.js';
+import { getBackendPid, getServerVersion, ping } from './store/health.js';
 import { getChatMessagePage } from './store/messages.js';
 import { getQueuedChatMessages } from './store/queue.js';
 import { deleteWebpushSubscriptionsByIDs, getWebpushSubscriptionsByUserID, markWebpushSubscriptionsSucceeded } from './store/webpush.js';
@@ -42,6 +42,7 @@ import { authenticateToken } from './users/service.js';
 import { coderLikeTurnReads } from './webpush/coderLikeReads.js';
 import type { WebpushConfig } from './webpush/config.js';
 import { PushDispatcher } from './webpush/dispatcher.js';
+import { EncryptPool } from './webpush/encryptPool.js';
 import { createWebpushMetrics } from './webpush/metrics.js';
 import { PresenceTracker } from './webpush/presence.js';
 import { WebpushService } from './webpush/service.js';
@@ -91,8 +92,10 @@ export interface Daemon {
   app: FastifyInstance;
   pubsub: Pubsub;
   chats: { service: ChatService; streams: ChatStreams; worker: ChatWorker; configCache: ConfigCache };
-  /** Absent when Web Push is off. */
-  webpush?: { service: WebpushService; vapid: VapidKeyHolder; turnPush: TurnPush; presence: PresenceTracker };
+  /** Absent when Web Push is off. `threadIds`: the OS threads push encryption runs on besides the main one. */
+  webpush?: { service: WebpushService; vapid: VapidKeyHolder; turnPush: TurnPush; presence: PresenceTracker; threadIds(): number[] };
+  /** What the database says of itself: its version, and one backend's pid (the scaletest finds the postmaster by it). */
+  databaseInfo(): Promise<{ serverVersion: string; backendPid: number }>;
   /** Resolves with an error when a part fails fatally (the process should exit non-zero). */
   fatal: Promise<Error>;
   /**
@@ -248,6 +251,7 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
       pubsub,
       chats: { service: chatService, streams, worker, configCache },
       webpush,
+      databaseInfo: async () => ({ serverVersion: await getServerVersion(db), backendPid: await getBackendPid(db) }),
       fatal,
       close: (g?: AbortSignal) => {
         if (g) grace = g;
@@ -302,6 +306,7 @@ async function startWebpush(config: DaemonConfig, db: Database, pubsub: Pubsub, 
     timeoutMs: c.timeoutMs,
     allowPrivateAddresses: c.allowInsecureEndpoints,
     ttlSeconds: c.ttlSeconds,
+    encryptor: c.encryptionThreads ? new EncryptPool(c.encryptionThreads) : undefined,
   });
   life.defer('web push dispatcher', () => dispatcher.close());
   const service = new WebpushService(db, cache, dispatcher, logger);
@@ -325,7 +330,7 @@ async function startWebpush(config: DaemonConfig, db: Database, pubsub: Pubsub, 
   });
   // Runs after the worker has stopped (stops run in reverse), so the last turns' pushes are sent.
   life.defer('pushes after turns', () => turnPush.drain());
-  return { service, vapid, turnPush, presence };
+  return { service, vapid, turnPush, presence, threadIds: () => dispatcher.threadIds() };
 }
 
 /** https, or plain http on loopback (which browsers also count as a secure context). */

@@ -24,6 +24,7 @@ export interface ScaletestReport {
   pubsub: { publishes: number; flushes: number; messagesPerFlush: number };
   push: PushReport;
   llm: { requests: number; completed: number; failed: number };
+  cpu: CpuReport;
   thresholds: ThresholdResult[];
   timeline: TimelinePoint[];
   /** What a --url run removed again afterwards (absent in process: the whole daemon is thrown away). */
@@ -37,7 +38,7 @@ export interface RunMetadata {
   gitCommit?: string;
   commandLine: string;
   node: string;
-  /** `SHOW server_version` of the daemon's database (in process only). */
+  /** `SHOW server_version` of the daemon's database; `unknown (remote)` for a --url run. */
   postgres?: string;
   hostCores: number;
   /** The sampling interval of the timeline. */
@@ -95,6 +96,21 @@ export interface PoolReport {
   /** Acquisitions that found the pool exhausted and queued. */
   waitCount: number;
   acquireWaitMs: { p50: number; p99: number; max: number };
+}
+
+/** CPU time spent from the release of the runners to the end of the push drain; a figure is absent when unknown. */
+export interface CpuReport {
+  /**
+   * `threads`: the in-process daemon's main thread and push-encryption threads (the clients and the push sink run on
+   * threads of their own; V8's shared GC helper threads are counted by nobody); `process`: a remote daemon's
+   * `process_cpu_seconds_total`.
+   */
+  daemonSource: 'threads' | 'process';
+  daemonSeconds?: number;
+  daemonMsPerTurn?: number;
+  /** The postmaster, its live children and those it reaped; only when the cluster runs on this host (Linux /proc). */
+  postgresSeconds?: number;
+  postgresMsPerTurn?: number;
 }
 
 export interface QueryRow {
@@ -182,7 +198,10 @@ export interface ScaletestSummary {
   turnsPerSecond: number;
   poolAcquireWaitP99Ms: number;
   poolPeakWaiting: number;
+  poolAcquiresPerTurn: number;
   queriesPerTurn: number;
+  daemonCpuMsPerTurn?: number;
+  postgresCpuMsPerTurn?: number;
   starvingQueriesPerTurn: Record<string, number>;
   pushesExpected: number;
   pushesReceived: number;
@@ -204,7 +223,11 @@ export function summarize(r: ScaletestReport): ScaletestSummary {
     turnsPerSecond: r.turns.perSecond,
     poolAcquireWaitP99Ms: r.pool.acquireWaitMs.p99,
     poolPeakWaiting: r.pool.peakWaiting,
+    poolAcquiresPerTurn: r.pool.acquiresPerTurn,
     queriesPerTurn: r.queries.perTurn,
+    // `scaletest compare` also reads reports of older runs, made before CPU was measured.
+    daemonCpuMsPerTurn: r.cpu?.daemonMsPerTurn,
+    postgresCpuMsPerTurn: r.cpu?.postgresMsPerTurn,
     starvingQueriesPerTurn: Object.fromEntries(starvingQueries.map((q) => [q, perTurn.get(q) ?? 0])),
     pushesExpected: r.push.expected,
     pushesReceived: r.push.received,
@@ -239,6 +262,13 @@ function table(headers: string[], rows: string[][], alignRight: boolean[]): stri
       .join('  ')
       .trimEnd();
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
+}
+
+function cpuLine(c: CpuReport): string {
+  const daemonWhat = c.daemonSource === 'threads' ? 'main thread + push threads' : 'process_cpu_seconds_total';
+  const daemon = c.daemonMsPerTurn !== undefined ? `${c.daemonMsPerTurn.toFixed(3)} ms/turn (${daemonWhat}, ${c.daemonSeconds} s)` : 'unknown';
+  const postgres = c.postgresMsPerTurn !== undefined ? `${c.postgresMsPerTurn.toFixed(3)} ms/turn (${c.postgresSeconds} s)` : 'unknown';
+  return `daemon ${daemon}, PostgreSQL ${postgres}`;
 }
 
 /** The human report on stdout. */
@@ -311,6 +341,7 @@ export function formatText(r: ScaletestReport): string {
     `Push      ${num(push.received)} of ${num(push.expected)} received; sent ${num(push.sent)}, failed ${num(push.failed)}; ` +
       `subscription cache hit rate ${(push.cacheHitRate * 100).toFixed(1)}% (${num(push.cacheHits)} hits, ${num(push.cacheMisses)} misses)`,
   );
+  out.push(`CPU       ${cpuLine(r.cpu)}`);
   out.push(`LLM mock  ${num(r.llm.requests)} requests, ${num(r.llm.completed)} completed, ${num(r.llm.failed)} failed`);
   if (r.cleanup) {
     out.push(

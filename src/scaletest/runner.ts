@@ -13,6 +13,7 @@ import { createUserWithToken } from '../daemon/users/service.js';
 import { ChatRunner, type ChatOwner, type ChatRunnerOptions, type RunProgress } from './chatRunner.js';
 import type { ChatRunnerLike } from './chatRunnerProtocol.js';
 import { ThreadChatRunner } from './threadChatRunner.js';
+import { localPostmasterOf } from './cpu.js';
 import { startLlmMock, type LlmMock } from './llmMock.js';
 import { inProcessProbe, remoteProbe, type DaemonFigures, type DaemonProbe, type PoolSample } from './probe.js';
 import { bucketDelta, histogramMaxBound, histogramQuantile } from './promText.js';
@@ -22,6 +23,7 @@ import {
   queryRows,
   round,
   type FailureKind,
+  type CpuReport,
   type PoolReport,
   type ReportConfig,
   type RunMetadata,
@@ -94,6 +96,8 @@ export interface ScaletestOptions {
   startPushSink?: () => Promise<PushSink>;
   /** Run the chat clients on a thread of their own (needs the built JavaScript: the CLI sets it). */
   clientThread?: boolean;
+  /** In-process only: worker threads for push encryption (0: on the daemon's main thread). */
+  pushEncryptionThreads?: number;
   /** In-process only: lets a caller add to the daemon's config (tests). */
   daemonOverrides?: Partial<DaemonConfig>;
 }
@@ -138,6 +142,8 @@ interface Harness {
   owners: ChatOwner[];
   /** Push subscriptions made, for the cleanup of a --url run. */
   subscriptions: Array<{ token: string; endpoint: string }>;
+  /** `SHOW server_version`, or why it is not known. */
+  postgresVersion: string;
   close(): Promise<void>;
 }
 
@@ -187,7 +193,8 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
       });
       if (!me.ok) throw new ScaletestSetupError(`the daemon at ${target.url} refused --token (${me.status})`);
       const { owners, subscriptions } = await subscribeOwners(target.url, [target.token], opts.pushSubscriptionsPerUser, sink);
-      return { baseUrl: target.url, probe: remoteProbe(target.url), llm, sink, owners, subscriptions, close };
+      // Without database access of its own, a --url run cannot ask PostgreSQL anything.
+      return { baseUrl: target.url, probe: remoteProbe(target.url), llm, sink, owners, subscriptions, postgresVersion: 'unknown (remote)', close };
     }
 
     const llm = await life.start('LLM mock', () => startLlmMock({ latencyMs: opts.llmLatencyMs, tokens: opts.llmTokens }), (l) => l.close());
@@ -221,6 +228,7 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
         subscriptionCacheDisabled: !opts.subscriptionCache,
         // Coder's push path re-reads the chat, its last message and the model config after each turn.
         uncachedTurnPush: !opts.configCache,
+        encryptionThreads: opts.pushEncryptionThreads,
       },
       ...opts.daemonOverrides,
     }), (d) => d.close());
@@ -230,7 +238,10 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
       tokens[i] = (await createUserWithToken(daemon.db, `scaletest-${runId}-${i}`, undefined)).token;
     });
     const { owners, subscriptions } = await subscribeOwners(daemon.url, tokens, opts.pushSubscriptionsPerUser, sink);
-    return { baseUrl: daemon.url, probe: inProcessProbe(daemon), llm, sink, owners, subscriptions, close };
+    const db = await daemon.databaseInfo();
+    // The daemon is this process's main thread (the clients and the sink have threads of their own) plus its push threads.
+    const cpu = { threadIds: () => [process.pid, ...(daemon.webpush?.threadIds() ?? [])], postmasterPid: await localPostmasterOf(db.backendPid) };
+    return { baseUrl: daemon.url, probe: inProcessProbe(daemon, cpu), llm, sink, owners, subscriptions, postgresVersion: db.serverVersion, close };
   });
 }
 
@@ -460,7 +471,7 @@ function buildReport(ctx: RunContext, m: Measured): ScaletestReport {
   const llm = harness.llm?.stats() ?? { requests: 0, completed: 0, failed: 0 };
   const report: ScaletestReport = {
     startedAt: m.startedAt,
-    meta: { ...opts.meta, sampleIntervalMs: opts.sampleIntervalMs ?? defaultSampleIntervalMs },
+    meta: { ...opts.meta, postgres: harness.postgresVersion, sampleIntervalMs: opts.sampleIntervalMs ?? defaultSampleIntervalMs },
     config,
     interrupted: ctx.interrupted(),
     elapsedSeconds: round(elapsedSeconds, 3),
@@ -490,6 +501,7 @@ function buildReport(ctx: RunContext, m: Measured): ScaletestReport {
       cacheHitRate: hits + misses > 0 ? round(hits / (hits + misses), 4) : 0,
     },
     llm: { requests: llm.requests, completed: llm.completed, failed: llm.failed },
+    cpu: cpuReport(harness.probe.source, before, after, turns),
     thresholds: [],
     timeline: m.timeline,
     passed: false,
@@ -526,6 +538,18 @@ async function cleanUpRemote(ctx: RunContext): Promise<NonNullable<ScaletestRepo
     if (res?.ok) unsubscribed++;
   });
   return { chatsArchived: archived, chatsLeft: created.length - archived, pushSubscriptionsDeleted: unsubscribed, skipped: false };
+}
+
+function cpuReport(source: DaemonProbe['source'], before: DaemonFigures, after: DaemonFigures, turns: number): CpuReport {
+  const spent = (a?: number, b?: number) => (a !== undefined && b !== undefined ? a - b : undefined);
+  const daemon = spent(after.daemonCpuSeconds, before.daemonCpuSeconds);
+  const postgres = spent(after.postgresCpuSeconds, before.postgresCpuSeconds);
+  const perTurn = (seconds: number) => (turns > 0 ? round((seconds * 1000) / turns, 3) : 0);
+  return {
+    daemonSource: source === 'in-process' ? 'threads' : 'process',
+    ...(daemon !== undefined ? { daemonSeconds: round(daemon, 2), daemonMsPerTurn: perTurn(daemon) } : {}),
+    ...(postgres !== undefined ? { postgresSeconds: round(postgres, 2), postgresMsPerTurn: perTurn(postgres) } : {}),
+  };
 }
 
 function sumMatching(after: Record<string, number>, before: Record<string, number>, match: (result: string) => boolean): number {

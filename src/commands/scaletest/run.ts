@@ -59,7 +59,7 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\` (--js
       description: 'Drive a running daemon at this URL instead of an in-process one (needs --token).',
       env: 'CODER_LITE_URL',
       dependsOn: ['token'],
-      exclusive: ['postgres-url', 'postgres-pool-max', 'config-cache', 'subscription-cache', 'pubsub', 'nats-url', 'users'],
+      exclusive: ['postgres-url', 'postgres-pool-max', 'push-encryption-threads', 'config-cache', 'subscription-cache', 'pubsub', 'nats-url', 'users'],
     }),
     token: Flags.string({ description: 'API token for --url; every chat belongs to its user.', env: 'CODER_LITE_TOKEN', dependsOn: ['url'] }),
     'llm-address': httpAddressFlag({
@@ -74,6 +74,12 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\` (--js
     'postgres-url': postgresUrlFlag({ description: 'PostgreSQL for the in-process daemon. [default: a throwaway embedded PostgreSQL]', env: 'CODER_LITE_POSTGRES_URL' }),
     'postgres-pool-max': intFlag({ description: "The in-process daemon's pool size.", min: 1, max: 1000, default: 10 }),
     ...pubsubFlags(['postgres', 'nats']),
+    'push-encryption-threads': intFlag({
+      description: "The in-process daemon's worker threads for push encryption (server --webpush-encryption-threads); 0 encrypts on its main thread.",
+      min: 0,
+      max: 64,
+      default: 0,
+    }),
     'config-cache': Flags.boolean({ description: "The in-process daemon's chat config cache (--no-config-cache re-reads config every turn).", default: true, allowNo: true }),
     'subscription-cache': Flags.boolean({
       description: "The in-process daemon's web push subscription cache (--no-subscription-cache re-reads subscriptions every push).",
@@ -187,6 +193,7 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\` (--js
       turnTimeoutMs: flags['turn-timeout'],
       configCache: flags['config-cache'],
       subscriptionCache: flags['subscription-cache'],
+      pushEncryptionThreads: flags['push-encryption-threads'],
       thresholds,
       cleanup: flags.cleanup,
       meta: runMetadata(this.argv),
