@@ -152,7 +152,7 @@ process.stdout.write(`${out.join('\n')}\n`);
 if (ceilingMean !== undefined) {
   const ratio = (v: number | undefined) => (v !== undefined ? `${((v / ceilingMean) * 100).toFixed(0)}%` : '—');
   process.stdout.write(
-    `ceiling (turn_ceiling.sh, 10 clients): ${ceilings.map((c) => c.toFixed(0)).join(' before, ')} after; mean ${ceilingMean.toFixed(0)} turns/s` +
+    `ceiling (turn_ceiling.sh, 10 clients): ${ceilings.map((c) => c.toFixed(0)).join(' before, ')}${ceilings.length > 1 ? ' after' : ''}; mean ${ceilingMean.toFixed(0)} turns/s` +
       ` — old ${ratio(oldMed[0])} of it, new ${ratio(newMed[0])}\n`,
   );
 }

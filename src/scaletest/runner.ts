@@ -14,7 +14,7 @@ import { ChatRunner, type ChatOwner, type ChatRunnerOptions, type RunProgress } 
 import type { ChatRunnerLike } from './chatRunnerProtocol.js';
 import { ThreadChatRunner } from './threadChatRunner.js';
 import { localPostmasterOf } from './cpu.js';
-import { startLlmMock, type LlmMock } from './llmMock.js';
+import { startLlmMock, type LlmMock, type LlmMockOptions } from './llmMock.js';
 import { inProcessProbe, remoteProbe, type DaemonFigures, type DaemonProbe, type PoolSample } from './probe.js';
 import { bucketDelta, histogramMaxBound, histogramQuantile } from './promText.js';
 import {
@@ -92,6 +92,8 @@ export interface ScaletestOptions {
   /** How often progress and the timeline are sampled. Default 250 ms. */
   sampleIntervalMs?: number;
   onProgress?: (p: LiveProgress) => void;
+  /** Starts the in-process daemon's LLM mock (the CLI runs it on a thread of its own). Default: on this thread. */
+  startLlmMock?: (opts: LlmMockOptions) => Promise<LlmMock>;
   /** Starts the push sink; required when pushSubscriptionsPerUser > 0. */
   startPushSink?: () => Promise<PushSink>;
   /** Run the chat clients on a thread of their own (needs the built JavaScript: the CLI sets it). */
@@ -197,7 +199,8 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
       return { baseUrl: target.url, probe: remoteProbe(target.url), llm, sink, owners, subscriptions, postgresVersion: 'unknown (remote)', close };
     }
 
-    const llm = await life.start('LLM mock', () => startLlmMock({ latencyMs: opts.llmLatencyMs, tokens: opts.llmTokens }), (l) => l.close());
+    const startMock = opts.startLlmMock ?? startLlmMock;
+    const llm = await life.start('LLM mock', () => startMock({ latencyMs: opts.llmLatencyMs, tokens: opts.llmTokens }), (l) => l.close());
     let dataDir = '/nonexistent-unused';
     if (!target.postgresUrl) {
       // A throwaway cluster: durability is worth nothing here, and the disk's flush rate is not what is measured.
@@ -239,7 +242,8 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
     });
     const { owners, subscriptions } = await subscribeOwners(daemon.url, tokens, opts.pushSubscriptionsPerUser, sink);
     const db = await daemon.databaseInfo();
-    // The daemon is this process's main thread (the clients and the sink have threads of their own) plus its push threads.
+    // The daemon is this process's main thread (the clients, the sink and the mock have threads of their own under the
+    // CLI) plus its push threads.
     const cpu = { threadIds: () => [process.pid, ...(daemon.webpush?.threadIds() ?? [])], postmasterPid: await localPostmasterOf(db.backendPid) };
     return { baseUrl: daemon.url, probe: inProcessProbe(daemon, cpu), llm, sink, owners, subscriptions, postgresVersion: db.serverVersion, close };
   });

@@ -10,6 +10,7 @@ import { natsTargetFromFlags, pubsubFlags } from '../../cli/pubsub.js';
 import { ConfigError, parseHttpAddress } from '../../daemon/config.js';
 import { createLogger } from '../../daemon/observability/logger.js';
 import { renderHtml } from '../../scaletest/html.js';
+import { startLlmMockWorker } from '../../scaletest/llmMockWorker.js';
 import { runMetadata } from '../../scaletest/metadata.js';
 import { startPushSinkWorker } from '../../scaletest/pushSinkWorker.js';
 import { formatText, summaryLine, type ScaletestReport } from '../../scaletest/report.js';
@@ -198,6 +199,7 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\` (--js
       cleanup: flags.cleanup,
       meta: runMetadata(this.argv),
       startPushSink: startPushSinkWorker,
+      startLlmMock: startLlmMockWorker,
       clientThread: true,
     };
   }

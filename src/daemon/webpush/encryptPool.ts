@@ -60,9 +60,11 @@ export class EncryptPool implements PushEncryptor {
     if (this.closed) return Promise.reject(new Error('push encryption pool closed'));
     const thread = this.threads.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
     const id = this.nextId++;
+    // A small Buffer is a view into Node's shared 8 KiB slab, which postMessage would copy whole: send an exact copy.
+    const payload = new Uint8Array(req.payload);
     return new Promise((resolve, reject) => {
       thread.pending.set(id, { resolve, reject });
-      thread.worker.postMessage({ id, req } satisfies ToEncryptThread);
+      thread.worker.postMessage({ id, req: { ...req, payload } } satisfies ToEncryptThread, [payload.buffer]);
     });
   }
 

@@ -21,12 +21,12 @@ const link = await readlink('/proc/thread-self').catch(() => undefined);
 const tid = link ? Number(link.split('/').at(-1)) : undefined;
 port.postMessage({ type: 'ready', tid: Number.isInteger(tid) ? tid : undefined } satisfies FromEncryptThread);
 port.on('message', ({ id, req }: ToEncryptThread) => {
-  let reply: FromEncryptThread;
   try {
     const { headers, body } = encryptPush(req);
-    reply = { type: 'done', id, headers, body };
+    // An exact copy, moved rather than cloned (the encrypted body is a view into a shared slab too).
+    const own = new Uint8Array(body);
+    port.postMessage({ type: 'done', id, headers, body: own } satisfies FromEncryptThread, [own.buffer]);
   } catch (err) {
-    reply = { type: 'failed', id, message: (err as Error).message };
+    port.postMessage({ type: 'failed', id, message: (err as Error).message } satisfies FromEncryptThread);
   }
-  port.postMessage(reply);
 });
