@@ -43,6 +43,7 @@ interface RunFigures {
   acquiresPerTurn: number;
   acquireP99Ms: number;
   daemonCpuMsPerTurn?: number;
+  mainThreadCpuMsPerTurn?: number;
   postgresCpuMsPerTurn?: number;
 }
 
@@ -68,7 +69,7 @@ async function scaletest(tree: 'old' | 'new', run: number, outDir: string): Prom
     passed: boolean;
     turns: { perSecond: number };
     pool: { acquiresPerTurn: number; acquireWaitMs: { p99: number } };
-    cpu?: { daemonMsPerTurn?: number; postgresMsPerTurn?: number };
+    cpu?: { daemonMsPerTurn?: number; mainThreadMsPerTurn?: number; postgresMsPerTurn?: number };
   };
   return {
     tree,
@@ -78,6 +79,7 @@ async function scaletest(tree: 'old' | 'new', run: number, outDir: string): Prom
     acquiresPerTurn: r.pool.acquiresPerTurn,
     acquireP99Ms: r.pool.acquireWaitMs.p99,
     daemonCpuMsPerTurn: r.cpu?.daemonMsPerTurn,
+    mainThreadCpuMsPerTurn: r.cpu?.mainThreadMsPerTurn,
     postgresCpuMsPerTurn: r.cpu?.postgresMsPerTurn,
   };
 }
@@ -133,6 +135,7 @@ const figures = [
   ['pool acquisitions/turn', (r: RunFigures) => r.acquiresPerTurn, 2],
   ['acquire wait p99 ms', (r: RunFigures) => r.acquireP99Ms, 1],
   ['daemon CPU ms/turn', (r: RunFigures) => r.daemonCpuMsPerTurn, 3],
+  ['of it main thread', (r: RunFigures) => r.mainThreadCpuMsPerTurn, 3],
   ['PostgreSQL CPU ms/turn', (r: RunFigures) => r.postgresCpuMsPerTurn, 3],
 ] as const;
 

@@ -209,6 +209,7 @@ ${lat}
 <h2>CPU</h2>
 <table>
 ${row(['daemon CPU (s)', r.cpu.daemonSeconds ?? 'unknown'])}${row(['daemon CPU per turn (ms)', r.cpu.daemonMsPerTurn ?? 'unknown'])}
+${r.cpu.mainThreadMsPerTurn !== undefined ? row(['of which the main thread (ms)', r.cpu.mainThreadMsPerTurn]) : ''}
 ${row(['PostgreSQL CPU (s)', r.cpu.postgresSeconds ?? 'unknown'])}${row(['PostgreSQL CPU per turn (ms)', r.cpu.postgresMsPerTurn ?? 'unknown'])}
 </table>
 <p class="muted">From the release of the runners to the end of the push drain. Daemon: ${

@@ -40,6 +40,8 @@ export interface DaemonFigures {
   querySeconds: Record<string, number>;
   /** CPU seconds of the daemon: its threads in process, its process_cpu_seconds_total remotely; undefined when unknown. */
   daemonCpuSeconds?: number;
+  /** In process: of those, the main thread's (its event loop serves every request, stream and query). */
+  mainThreadCpuSeconds?: number;
   /** CPU seconds of the PostgreSQL cluster when it runs on this host; undefined when unknown. */
   postgresCpuSeconds?: number;
 }
@@ -81,6 +83,7 @@ export function inProcessProbe(daemon: InProcessDaemon, cpu?: CpuSources): Daemo
       const scrape = Scrape.parse(await daemon.registry.metrics());
       return {
         daemonCpuSeconds: cpu ? await threadsCpuSeconds(cpu.threadIds()) : undefined,
+        mainThreadCpuSeconds: cpu ? await threadsCpuSeconds([process.pid]) : undefined,
         postgresCpuSeconds: cpu?.postmasterPid !== undefined ? await clusterCpuSeconds(cpu.postmasterPid) : undefined,
         queries: st.queries,
         acquires: st.acquires,

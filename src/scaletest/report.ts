@@ -108,6 +108,8 @@ export interface CpuReport {
   daemonSource: 'threads' | 'process';
   daemonSeconds?: number;
   daemonMsPerTurn?: number;
+  /** In process: the main thread's part of daemonMsPerTurn (the rest is push encryption on worker threads). */
+  mainThreadMsPerTurn?: number;
   /** The postmaster, its live children and those it reaped; only when the cluster runs on this host (Linux /proc). */
   postgresSeconds?: number;
   postgresMsPerTurn?: number;
@@ -201,6 +203,7 @@ export interface ScaletestSummary {
   poolAcquiresPerTurn: number;
   queriesPerTurn: number;
   daemonCpuMsPerTurn?: number;
+  mainThreadCpuMsPerTurn?: number;
   postgresCpuMsPerTurn?: number;
   starvingQueriesPerTurn: Record<string, number>;
   pushesExpected: number;
@@ -227,6 +230,7 @@ export function summarize(r: ScaletestReport): ScaletestSummary {
     queriesPerTurn: r.queries.perTurn,
     // `scaletest compare` also reads reports of older runs, made before CPU was measured.
     daemonCpuMsPerTurn: r.cpu?.daemonMsPerTurn,
+    mainThreadCpuMsPerTurn: r.cpu?.mainThreadMsPerTurn,
     postgresCpuMsPerTurn: r.cpu?.postgresMsPerTurn,
     starvingQueriesPerTurn: Object.fromEntries(starvingQueries.map((q) => [q, perTurn.get(q) ?? 0])),
     pushesExpected: r.push.expected,
@@ -265,7 +269,7 @@ function table(headers: string[], rows: string[][], alignRight: boolean[]): stri
 }
 
 function cpuLine(c: CpuReport): string {
-  const daemonWhat = c.daemonSource === 'threads' ? 'main thread + push threads' : 'process_cpu_seconds_total';
+  const daemonWhat = c.daemonSource === 'threads' ? `main thread ${c.mainThreadMsPerTurn?.toFixed(3) ?? '?'} + push threads` : 'process_cpu_seconds_total';
   const daemon = c.daemonMsPerTurn !== undefined ? `${c.daemonMsPerTurn.toFixed(3)} ms/turn (${daemonWhat}, ${c.daemonSeconds} s)` : 'unknown';
   const postgres = c.postgresMsPerTurn !== undefined ? `${c.postgresMsPerTurn.toFixed(3)} ms/turn (${c.postgresSeconds} s)` : 'unknown';
   return `daemon ${daemon}, PostgreSQL ${postgres}`;

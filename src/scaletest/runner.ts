@@ -547,11 +547,13 @@ async function cleanUpRemote(ctx: RunContext): Promise<NonNullable<ScaletestRepo
 function cpuReport(source: DaemonProbe['source'], before: DaemonFigures, after: DaemonFigures, turns: number): CpuReport {
   const spent = (a?: number, b?: number) => (a !== undefined && b !== undefined ? a - b : undefined);
   const daemon = spent(after.daemonCpuSeconds, before.daemonCpuSeconds);
+  const main = spent(after.mainThreadCpuSeconds, before.mainThreadCpuSeconds);
   const postgres = spent(after.postgresCpuSeconds, before.postgresCpuSeconds);
   const perTurn = (seconds: number) => (turns > 0 ? round((seconds * 1000) / turns, 3) : 0);
   return {
     daemonSource: source === 'in-process' ? 'threads' : 'process',
     ...(daemon !== undefined ? { daemonSeconds: round(daemon, 2), daemonMsPerTurn: perTurn(daemon) } : {}),
+    ...(main !== undefined ? { mainThreadMsPerTurn: perTurn(main) } : {}),
     ...(postgres !== undefined ? { postgresSeconds: round(postgres, 2), postgresMsPerTurn: perTurn(postgres) } : {}),
   };
 }

@@ -46,7 +46,7 @@ function sampleReport(overrides: Partial<ScaletestReport> = {}): ScaletestReport
     pubsub: { publishes: 1200, flushes: 300, messagesPerFlush: 4 },
     push: { expected: 296, received: 296, sent: 296, failed: 0, cacheHits: 286, cacheMisses: 10, cacheHitRate: 0.966 },
     llm: { requests: 296, completed: 296, failed: 0 },
-    cpu: { daemonSource: 'threads', daemonSeconds: 1.48, daemonMsPerTurn: 5, postgresSeconds: 0.74, postgresMsPerTurn: 2.5 },
+    cpu: { daemonSource: 'threads', daemonSeconds: 1.48, daemonMsPerTurn: 5, mainThreadMsPerTurn: 4.5, postgresSeconds: 0.74, postgresMsPerTurn: 2.5 },
     thresholds: [],
     timeline: [
       { t: 0, turnsCompleted: 0, turnsPerSecond: 0, poolWaiting: 0, poolTotal: 1, activeChats: 100, failedChats: 0, turnDurationMs: { p50: 0, p95: 0, p99: 0 } },
@@ -144,7 +144,7 @@ describe('formatText', () => {
     expect(text).toContain('  ✓ turn_duration.p95<2000  measured 20');
     expect(text).toContain('turns/s (mean over the run)');
     expect(text).toContain('coder-lite 0.1.0 (abcdef123456), Node v20.20.2, PostgreSQL 18.4, 2 cores');
-    expect(text).toContain('CPU       daemon 5.000 ms/turn (main thread + push threads, 1.48 s), PostgreSQL 2.500 ms/turn (0.74 s)');
+    expect(text).toContain('CPU       daemon 5.000 ms/turn (main thread 4.500 + push threads, 1.48 s), PostgreSQL 2.500 ms/turn (0.74 s)');
   });
 
   it('says when the caches were off and when the run was interrupted', () => {
