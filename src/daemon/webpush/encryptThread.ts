@@ -1,4 +1,4 @@
-import { readlink } from 'node:fs/promises';
+import { readlinkSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 
 import { encryptPush, type EncryptRequest } from './encrypt.js';
@@ -16,9 +16,15 @@ export type FromEncryptThread =
   | { type: 'failed'; id: number; message: string };
 
 const port = parentPort!;
-// Linux names this thread's own /proc entry: the daemon reads its CPU time there. Told first; requests wait queued.
-const link = await readlink('/proc/thread-self').catch(() => undefined);
-const tid = link ? Number(link.split('/').at(-1)) : undefined;
+// Linux names this thread's own /proc entry: the daemon reads its CPU time there. Synchronously: an async readlink
+// runs on a libuv pool thread, whose entry /proc/thread-self would then be.
+const tid = (() => {
+  try {
+    return Number(readlinkSync('/proc/thread-self').split('/').at(-1));
+  } catch {
+    return undefined;
+  }
+})();
 port.postMessage({ type: 'ready', tid: Number.isInteger(tid) ? tid : undefined } satisfies FromEncryptThread);
 port.on('message', ({ id, req }: ToEncryptThread) => {
   try {
