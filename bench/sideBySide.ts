@@ -6,7 +6,8 @@
 //   npm run build && node --import tsx bench/sideBySide.ts --old /tmp/coder-lite-old [--runs 2] [--chats 5000] [--turns 10]
 //
 // Runs go old, new, new, old, old, new, … so a machine that drifts (another job starting) weighs on both alike.
-// Everything after `--` is passed to both scaletests (e.g. `-- --push-encryption-threads 1`, if both know the flag).
+// Everything after `--` is passed to both scaletests; `--old-args '…'` and `--new-args '…'` (split at spaces) to one
+// only, e.g. the same tree twice: `--old . --new . --new-args '--push-encryption-threads 1'`.
 import { spawn } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -24,10 +25,14 @@ const { values, positionals } = parseArgs({
     ceiling: { type: 'string' },
     'ceiling-seconds': { type: 'string', default: '15' },
     'no-ceiling': { type: 'boolean', default: false },
+    'old-args': { type: 'string', default: '' },
+    'new-args': { type: 'string', default: '' },
   },
 });
 if (!values.old) {
-  process.stderr.write('usage: sideBySide.ts --old TREE [--new TREE] [--runs N] [--chats N] [--turns N] [--ceiling SCRIPT] [--no-ceiling] [-- scaletest args]\n');
+  process.stderr.write(
+    "usage: sideBySide.ts --old TREE [--new TREE] [--runs N] [--chats N] [--turns N] [--ceiling SCRIPT] [--no-ceiling] [--old-args '…'] [--new-args '…'] [-- scaletest args]\n",
+  );
   process.exit(2);
 }
 const trees = { old: resolve(values.old), new: resolve(values.new) };
@@ -60,7 +65,8 @@ function exec(cmd: string, args: string[], cwd: string): Promise<{ code: number 
 }
 
 async function scaletest(tree: 'old' | 'new', run: number, outDir: string): Promise<RunFigures> {
-  const args = ['scaletest', 'run', '--chats', values.chats, '--turns', values.turns, '--json', ...positionals];
+  const own = values[`${tree}-args`].split(' ').filter(Boolean);
+  const args = ['scaletest', 'run', '--chats', values.chats, '--turns', values.turns, '--json', ...positionals, ...own];
   const res = await exec(join(trees[tree], 'bin/run.js'), args, trees[tree]);
   const line = res.stdout.split('\n').find((l) => l.startsWith('{'));
   if (!line) throw new Error(`${tree} tree, run ${run}: no JSON report (exit ${res.code}): ${res.stderr.slice(-2000)}`);
