@@ -11,7 +11,9 @@ import { openaiCompatProvider } from './chat/providers/openaiCompat.js';
 import { ChatService } from './chat/service.js';
 import { ChatStreams, type StreamHooks, type StreamStore } from './chat/stream.js';
 import type { TurnEndListener } from './chat/turnResult.js';
-import { ChatWorker } from './chat/worker.js';
+import { ChatWorker, newWorkerId } from './chat/worker.js';
+import { LocalParts } from './chat/parts.js';
+import { PartsRelay } from './chat/relay.js';
 import { ConfigError, parseHttpAddress, version } from './config.js';
 import { buildApp, type HttpLimits } from './http/app.js';
 import { authenticated } from './http/auth.js';
@@ -33,7 +35,7 @@ import { createNatsPubsub, type NatsTarget } from './pubsub/nats.js';
 import { createPostgresPubsub } from './pubsub/postgres.js';
 import type { Pubsub } from './pubsub/pubsub.js';
 import { startWatchdog, type WatchdogOptions } from './pubsub/watchdog.js';
-import { countChatsByStatus, getChatByID } from './store/chats.js';
+import { countChatsByStatus, getChatByID, getChatVersions } from './store/chats.js';
 import { getBackendPid, getServerVersion, ping } from './store/health.js';
 import { getChatMessagePage } from './store/messages.js';
 import { getQueuedChatMessages } from './store/queue.js';
@@ -91,7 +93,7 @@ export interface Daemon {
   registry: Registry;
   app: FastifyInstance;
   pubsub: Pubsub;
-  chats: { service: ChatService; streams: ChatStreams; worker: ChatWorker; configCache: ConfigCache };
+  chats: { service: ChatService; streams: ChatStreams; parts: LocalParts; relay: PartsRelay; worker: ChatWorker; configCache: ConfigCache };
   /** Absent when Web Push is off. `threadIds`: the OS threads push encryption runs on besides the main one. */
   webpush?: { service: WebpushService; vapid: VapidKeyHolder; turnPush: TurnPush; presence: PresenceTracker; threadIds(): number[] };
   /** What the database says of itself: its version, and one backend's pid (the scaletest finds the postmaster by it). */
@@ -171,20 +173,41 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
       getChatByID: (id, opts) => getChatByID(db, id, opts),
       getChatMessagePage: (id, afterId, limit, maxBytes, opts) => getChatMessagePage(db, id, afterId, limit, maxBytes, opts),
       getQueuedChatMessages: (id, opts) => getQueuedChatMessages(db, id, opts),
+      getChatVersions: (ids, opts) => getChatVersions(db, ids, opts),
     };
+    const workerId = newWorkerId();
+    const parts = new LocalParts();
+    const relay = new PartsRelay({
+      replica: workerId,
+      publisher: pubsub,
+      subscriber: pubsub,
+      parts,
+      metrics: chatMetrics,
+      logger,
+      // Viewers renew on every safety-net tick; three ticks without one and the viewer is gone.
+      leaseMs: 3 * chatConfig.streamCheckIntervalMs,
+    });
+    parts.setTap(relay);
+    await life.start('chat parts relay', () => relay.start(), (cancel) => cancel());
     const streams = new ChatStreams({
       store: seams.chatStreamStore?.(realStreamStore) ?? realStreamStore,
       subscriber: pubsub,
+      parts,
+      relay,
+      workerId,
       logger,
       metrics: chatMetrics,
       controlReadTimeoutMs: chatConfig.controlReadTimeoutMs,
+      checkIntervalMs: chatConfig.streamCheckIntervalMs,
       hooks: seams.chatStreamHooks,
     });
+    life.defer('chat streams', () => streams.close());
     const worker = new ChatWorker({
+      id: workerId,
       db,
       subscriber: pubsub,
       notifier,
-      streams,
+      parts,
       configCache,
       providers: {
         fake: fakeProvider({ tokens: chatConfig.fakeTokens, delayMs: chatConfig.fakeTokenDelayMs }),
@@ -249,7 +272,7 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
       registry,
       app,
       pubsub,
-      chats: { service: chatService, streams, worker, configCache },
+      chats: { service: chatService, streams, parts, relay, worker, configCache },
       webpush,
       databaseInfo: async () => ({ serverVersion: await getServerVersion(db), backendPid: await getBackendPid(db) }),
       fatal,

@@ -24,7 +24,11 @@ export interface ChatOwner {
 }
 
 export interface ChatRunnerOptions {
-  baseUrl: string;
+  /**
+   * The replicas: chat i is created and sent to on baseUrls[i % n] and streamed from the next one, so with more
+   * than one every part a viewer gets crossed from one replica to another.
+   */
+  baseUrls: string[];
   /** Chat i belongs to owners[i % owners.length]. */
   owners: ChatOwner[];
   chats: number;
@@ -42,6 +46,8 @@ export interface ChatRunnerOptions {
   rate?: number;
   /** Turn n sends prompts[(n - 1) % length]; without them a numbered filler message. */
   prompts?: string[];
+  /** Parts in every reply, when the scaletest's LLM mock serves them: a reply seen without its parts lacks them all. */
+  partsPerReply?: number;
 }
 
 export interface RunProgress {
@@ -53,6 +59,19 @@ export interface RunProgress {
   /** Pushes the finished turns should have caused. */
   pushesExpected: number;
 }
+
+/** Parts of replies as one viewer pair (API replica → stream replica) saw them. */
+export interface PartCounts {
+  /** Parts the replies were made of (the last `seq` of each reply's run). */
+  sent: number;
+  /** Parts that reached the viewer (a late joiner's one part counts for every part it holds). */
+  received: number;
+  /** Parts missing: holes in `seq`, or a reply whose streamed text differs from the saved one. */
+  gaps: number;
+  duplicates: number;
+}
+
+export const emptyPartCounts = (): PartCounts => ({ sent: 0, received: 0, gaps: 0, duplicates: 0 });
 
 /** A chat's failure, with the class the report counts it under. */
 export class ChatFailure extends Error {
@@ -69,8 +88,11 @@ interface StreamEvent {
   type?: string;
   status?: string;
   chat?: { status?: string; last_error?: string | null };
-  message?: { role?: string } | string;
+  message?: { role?: string; content?: string } | string;
   role?: string;
+  text?: string;
+  generation?: number;
+  seq?: number;
   last_error?: string | null;
   error?: string;
 }
@@ -96,21 +118,32 @@ export class ChatRunner {
   readonly turnDuration = new LatencyRecorder();
   /** The first failure of each kind. */
   readonly failureSamples: Array<{ kind: FailureKind; message: string }> = [];
-  private readonly http: Pool;
-  private readonly wsBase: string;
+  private readonly http: Pool[];
+  private readonly wsBase: string[];
   private nextChat = 0;
   /** Every chat the daemon created, with the token that owns it: what a remote run archives afterwards. */
   readonly created: Array<{ id: string; token: string }> = [];
   /** Turn durations (s) since the last takeRecentTurnDurations(): the timeline's percentiles per interval. */
   private recent: number[] = [];
+  /** By viewer pair, `<api replica>→<stream replica>` (1-based, in --url order). */
+  readonly parts: Record<string, PartCounts> = {};
 
   constructor(private readonly opts: ChatRunnerOptions) {
     // Every active chat and every request in flight listens to the one stop signal.
     setMaxListeners(0, opts.signal);
-    const base = new URL(opts.baseUrl);
-    this.http = new Pool(base.origin, { connections: opts.httpConnections ?? 64, pipelining: 1, keepAliveTimeout: 60_000 });
-    base.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
-    this.wsBase = base.origin;
+    const connections = Math.max(8, Math.ceil((opts.httpConnections ?? 64) / opts.baseUrls.length));
+    this.http = opts.baseUrls.map((u) => new Pool(new URL(u).origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 }));
+    this.wsBase = opts.baseUrls.map((u) => {
+      const base = new URL(u);
+      base.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
+      return base.origin;
+    });
+  }
+
+  /** Chat i talks to one replica and streams from the next. */
+  private replicas(index: number): { api: number; stream: number } {
+    const n = this.opts.baseUrls.length;
+    return { api: index % n, stream: (index + 1) % n };
   }
 
   /**
@@ -132,7 +165,7 @@ export class ChatRunner {
     try {
       await Promise.all(workers);
     } finally {
-      await this.http.close().catch(() => undefined);
+      await Promise.all(this.http.map((h) => h.close().catch(() => undefined)));
     }
   }
 
@@ -153,7 +186,7 @@ export class ChatRunner {
       }
       await Promise.all(running);
     } finally {
-      await this.http.close().catch(() => undefined);
+      await Promise.all(this.http.map((h) => h.close().catch(() => undefined)));
     }
   }
 
@@ -185,13 +218,13 @@ export class ChatRunner {
    * POSTs as a careful client does: one Idempotency-Key for every attempt, retried on connection errors and 503 (the
    * daemon's database is away) with a capped backoff, so a send whose answer was lost never makes a second turn.
    */
-  private async post(path: string, token: string, body: unknown, kind: FailureKind): Promise<unknown> {
+  private async post(replica: number, path: string, token: string, body: unknown, kind: FailureKind): Promise<unknown> {
     const headers = { 'content-type': 'application/json', 'coder-session-token': token, 'idempotency-key': randomUUID() };
     const payload = JSON.stringify(body);
     for (let attempt = 1; ; attempt++) {
       let res;
       try {
-        res = await this.http.request({ path, method: 'POST', headers, body: payload, signal: this.opts.signal });
+        res = await this.http[replica]!.request({ path, method: 'POST', headers, body: payload, signal: this.opts.signal });
       } catch (err) {
         if (this.opts.signal.aborted) throw this.stopped('stopped during a request');
         if (attempt < maxAttempts) {
@@ -237,6 +270,44 @@ export class ChatRunner {
     let status: string | undefined;
     let lastError: string | undefined;
     let ended: ChatFailure | undefined;
+    const where = this.replicas(index);
+    const pair = `${where.api + 1}→${where.stream + 1}`;
+    const counts = (this.parts[pair] ??= emptyPartCounts());
+    /** The reply streaming now: its run, its last part, its text. A first part may hold all parts so far (late joiner). */
+    let preview: { generation: number; seq: number; text: string } | undefined;
+    let joined = false;
+    const onPart = (e: StreamEvent) => {
+      const generation = e.generation ?? 0;
+      const seq = e.seq ?? 0;
+      if (!preview || generation > preview.generation) {
+        // Only the stream's first part of a run may start past seq 1: it then holds all the parts before it.
+        if (seq > 1 && joined) counts.gaps += seq - 1;
+        preview = { generation, seq: 0, text: '' };
+      } else if (generation < preview.generation) return;
+      joined = true;
+      if (seq <= preview.seq) {
+        counts.duplicates++;
+        return;
+      }
+      if (seq > preview.seq + 1 && preview.seq > 0) counts.gaps += seq - preview.seq - 1;
+      counts.received += seq - preview.seq;
+      preview.seq = seq;
+      preview.text += e.text ?? '';
+    };
+    const onReply = (content: string | undefined) => {
+      const expected = this.opts.partsPerReply;
+      if (!preview) {
+        // The stream opens after the chat is made: a first turn that ended by then had no viewer to miss parts.
+        if (wait?.turn === 1) return;
+        counts.sent += expected ?? 0;
+        counts.gaps += expected ?? 0;
+        return;
+      }
+      counts.sent += Math.max(preview.seq, expected ?? 0);
+      if (expected !== undefined && preview.seq < expected) counts.gaps += expected - preview.seq;
+      else if (content !== undefined && content !== preview.text) counts.gaps++;
+      preview = undefined;
+    };
 
     const finishIfDone = () => {
       if (wait && status === 'waiting' && assistantMessages >= wait.turn) wait.resolve();
@@ -255,9 +326,16 @@ export class ChatRunner {
         }
         case 'message_part':
           if (wait && wait.firstPartAt === undefined) wait.firstPartAt = now;
+          onPart(e);
+          break;
+        case 'preview_reset':
+          preview = undefined;
           break;
         case 'message':
-          if ((typeof e.message === 'object' ? e.message.role : e.role) === 'assistant') assistantMessages++;
+          if ((typeof e.message === 'object' ? e.message.role : e.role) === 'assistant') {
+            assistantMessages++;
+            onReply(typeof e.message === 'object' ? e.message.content : undefined);
+          }
           break;
         case 'error':
           lastError = e.error ?? (typeof e.message === 'string' ? e.message : undefined);
@@ -301,14 +379,14 @@ export class ChatRunner {
 
     try {
       let sentAt = performance.now();
-      const chat = (await this.post('/api/experimental/chats', owner.token, { message: this.prompt(index, 1), title: `scaletest ${index}` }, 'create')) as { id?: unknown } | undefined;
+      const chat = (await this.post(where.api, '/api/experimental/chats', owner.token, { message: this.prompt(index, 1), title: `scaletest ${index}` }, 'create')) as { id?: unknown } | undefined;
       if (typeof chat?.id !== 'string' && typeof chat?.id !== 'number') throw new ChatFailure('create', 'the created chat has no id');
       const chatId = String(chat.id);
       this.created.push({ id: chatId, token: owner.token });
       // The wait is armed before the stream opens, so the snapshot already counts for turn 1.
       let done = turnDone(1, sentAt);
       done.catch(() => undefined);
-      ws = await this.openStream(chatId, owner.token, onEvent);
+      ws = await this.openStream(where.stream, chatId, owner.token, onEvent);
       ws.on('close', (code: number, reason: Buffer) => {
         ended = new ChatFailure('stream_ended', `stream closed (${code}${reason.length > 0 ? ` ${reason.toString('utf8').slice(0, 100)}` : ''}) before the last turn finished`);
         wait?.reject(ended);
@@ -319,7 +397,7 @@ export class ChatRunner {
         sentAt = performance.now();
         done = turnDone(turn, sentAt);
         done.catch(() => undefined);
-        await this.post(`/api/experimental/chats/${encodeURIComponent(chatId)}/messages`, owner.token, { content: this.prompt(index, turn) }, 'message');
+        await this.post(where.api, `/api/experimental/chats/${encodeURIComponent(chatId)}/messages`, owner.token, { content: this.prompt(index, turn) }, 'message');
         await done;
       }
       this.progress.chatsPassed++;
@@ -339,8 +417,8 @@ export class ChatRunner {
   }
 
   /** Opens the chat's stream; every event of every frame goes to `onEvent`, from the first frame on. */
-  private openStream(chatId: string, token: string, onEvent: (e: StreamEvent) => void): Promise<WebSocket> {
-    const url = `${this.wsBase}/api/experimental/chats/${encodeURIComponent(chatId)}/stream?after_id=0`;
+  private openStream(replica: number, chatId: string, token: string, onEvent: (e: StreamEvent) => void): Promise<WebSocket> {
+    const url = `${this.wsBase[replica]}/api/experimental/chats/${encodeURIComponent(chatId)}/stream?after_id=0`;
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, { headers: { 'coder-session-token': token }, perMessageDeflate: false, handshakeTimeout: this.opts.turnTimeoutMs });
       ws.on('message', (data: Buffer) => {

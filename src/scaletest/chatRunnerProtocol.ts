@@ -6,6 +6,7 @@ export interface ChatRunnerLike {
   readonly progress: ChatRunner['progress'];
   readonly failureSamples: ChatRunner['failureSamples'];
   readonly created: ChatRunner['created'];
+  readonly parts: ChatRunner['parts'];
   readonly timeToRunning: { summary(): LatencySummary };
   readonly timeToFirstPart: { summary(): LatencySummary };
   readonly turnDuration: { summary(): LatencySummary };
@@ -19,6 +20,7 @@ export interface WorkerReport {
   progress: ChatRunner['progress'];
   failureSamples: ChatRunner['failureSamples'];
   created: ChatRunner['created'];
+  parts: ChatRunner['parts'];
   timeToRunning: LatencySummary;
   timeToFirstPart: LatencySummary;
   turnDuration: LatencySummary;

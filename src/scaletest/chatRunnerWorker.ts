@@ -24,6 +24,7 @@ port.postMessage({
     progress: runner.progress,
     failureSamples: runner.failureSamples,
     created: runner.created,
+    parts: runner.parts,
     timeToRunning: runner.timeToRunning.summary(),
     timeToFirstPart: runner.timeToFirstPart.summary(),
     turnDuration: runner.turnDuration.summary(),

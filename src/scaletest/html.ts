@@ -169,7 +169,7 @@ export function renderHtml(r: ScaletestReport): string {
 <body>
 <h1>coder-lite scaletest <span class="verdict ${verdict}">${verdict.toUpperCase()}</span></h1>
 <p class="muted">${esc(r.startedAt)} · ${c.chats} chats × ${c.turns} turns · ${c.users} users · ${c.pushSubscriptionsPerUser} push subscription(s) per user ·
-concurrency ${c.concurrency} · LLM ${c.llmTokens} tokens after ${c.llmLatencyMs} ms · ${c.target === 'remote' ? `daemon ${esc(c.url ?? '')}` : 'in-process daemon'}${c.postgresPoolMax ? ` · pool max ${c.postgresPoolMax}` : ''} ·
+concurrency ${c.concurrency} · LLM ${c.llmTokens} tokens after ${c.llmLatencyMs} ms · ${c.target === 'remote' ? `${(c.urls ?? []).length > 1 ? 'replicas' : 'daemon'} ${esc((c.urls ?? []).join(' + '))}` : 'in-process daemon'}${c.postgresPoolMax ? ` · pool max ${c.postgresPoolMax}` : ''} ·
 config cache ${c.configCache ? 'on' : '<b>off</b>'} · subscription cache ${c.subscriptionCache ? 'on' : '<b>off</b>'}</p>
 <p class="muted">coder-lite ${esc(m.version)}${m.gitCommit ? ` (${esc(m.gitCommit.slice(0, 12))})` : ''} · Node ${esc(m.node)} · PostgreSQL ${esc(m.postgres ?? 'unknown')} · ${m.hostCores} cores · <code>${esc(m.commandLine)}</code></p>
 <div class="cards">

@@ -44,6 +44,8 @@ export interface DaemonFigures {
   mainThreadCpuSeconds?: number;
   /** CPU seconds of the PostgreSQL cluster when it runs on this host; undefined when unknown. */
   postgresCpuSeconds?: number;
+  /** Cumulative buckets of `coderlite_chat_part_relay_seconds`: parts that crossed replicas. */
+  partRelayBuckets: Array<[number, number]>;
 }
 
 /** PostgreSQL pubsub names its metrics `coder_pubsub_*`, NATS `coder_nats_pubsub_*` (as Coder does); a run uses one. */
@@ -59,6 +61,7 @@ function registryFigures(s: Scrape): Omit<DaemonFigures, 'queries' | 'acquires' 
     pushByResult: s.byLabel('coderlite_webpush_dispatch_total', 'result'),
     cacheHits: s.sum('coderlite_webpush_subscription_cache_total', { result: 'hit' }),
     cacheMisses: s.sum('coderlite_webpush_subscription_cache_total', { result: 'miss' }),
+    partRelayBuckets: s.buckets('coderlite_chat_part_relay_seconds'),
   };
 }
 
@@ -123,6 +126,47 @@ export function remoteProbe(baseUrl: string, opts: { timeoutMs?: number } = {}):
     async sample() {
       const s = await scrape();
       return { waiting: s.sum('coderlite_db_pool_waiting_connections'), total: s.sum('coderlite_db_pool_total_connections') };
+    },
+  };
+}
+
+/** Several replicas as one daemon: every figure is a sum (bucket bounds are the same on every replica). */
+export function combinedProbe(probes: DaemonProbe[]): DaemonProbe {
+  const addRecords = (rs: Array<Record<string, number>>) => {
+    const out: Record<string, number> = {};
+    for (const r of rs) for (const [k, v] of Object.entries(r)) out[k] = (out[k] ?? 0) + v;
+    return out;
+  };
+  const addBuckets = (bs: Array<Array<[number, number]> | undefined>) => {
+    const out = new Map<number, number>();
+    for (const b of bs) for (const [le, n] of b ?? []) out.set(le, (out.get(le) ?? 0) + n);
+    return [...out.entries()].sort((a, b) => a[0] - b[0]);
+  };
+  return {
+    source: 'metrics',
+    async figures() {
+      const fs = await Promise.all(probes.map((p) => p.figures()));
+      const sum = (pick: (f: DaemonFigures) => number) => fs.reduce((a, f) => a + pick(f), 0);
+      return {
+        queries: addRecords(fs.map((f) => f.queries)),
+        acquires: sum((f) => f.acquires),
+        waitCount: sum((f) => f.waitCount),
+        acquireWaitBuckets: addBuckets(fs.map((f) => f.acquireWaitBuckets)),
+        pubsubPublishes: sum((f) => f.pubsubPublishes),
+        pubsubFlushes: sum((f) => f.pubsubFlushes),
+        pubsubFlushedMessages: sum((f) => f.pubsubFlushedMessages),
+        pushByResult: addRecords(fs.map((f) => f.pushByResult)),
+        cacheHits: sum((f) => f.cacheHits),
+        cacheMisses: sum((f) => f.cacheMisses),
+        querySeconds: addRecords(fs.map((f) => f.querySeconds)),
+        partRelayBuckets: addBuckets(fs.map((f) => f.partRelayBuckets)),
+        // The replicas' processes together; unknown when one of them does not say.
+        daemonCpuSeconds: fs.every((f) => f.daemonCpuSeconds !== undefined) ? sum((f) => f.daemonCpuSeconds!) : undefined,
+      };
+    },
+    async sample() {
+      const ss = await Promise.all(probes.map((p) => p.sample()));
+      return { waiting: ss.reduce((a, s) => a + s.waiting, 0), total: ss.reduce((a, s) => a + s.total, 0) };
     },
   };
 }

@@ -25,12 +25,27 @@ export interface ScaletestReport {
   push: PushReport;
   llm: { requests: number; completed: number; failed: number };
   cpu: CpuReport;
+  parts: PartsReport;
   thresholds: ThresholdResult[];
   timeline: TimelinePoint[];
   /** What a --url run removed again afterwards (absent in process: the whole daemon is thrown away). */
   cleanup?: { chatsArchived: number; chatsLeft: number; pushSubscriptionsDeleted: number; skipped: boolean };
   /** Every chat passed, every threshold held, nothing was interrupted: exit code 0. */
   passed: boolean;
+}
+
+/**
+ * Parts of replies as the viewers saw them, in all and by viewer pair (`<api replica>→<stream replica>`, 1-based in
+ * --url order: with several replicas each chat streams from another replica than the one it talks to).
+ */
+export interface PartsReport {
+  sent: number;
+  received: number;
+  gaps: number;
+  duplicates: number;
+  byPair: Record<string, { sent: number; received: number; gaps: number; duplicates: number }>;
+  /** From a part's production on the replica running the turn to its delivery on the viewer's (relayed parts only). */
+  relayLatencyMs: { count: number; p50: number; p99: number };
 }
 
 export interface RunMetadata {
@@ -47,8 +62,8 @@ export interface RunMetadata {
 
 export interface ReportConfig {
   target: 'in-process' | 'remote';
-  /** The daemon driven (remote runs). */
-  url?: string;
+  /** The daemons driven (remote runs), one per replica. */
+  urls?: string[];
   /** Remote: is the built-in LLM mock serving (with --llm-address), or does the daemon use its own provider? */
   llmMock: boolean;
   /** Open loop: new chats per second; closed loop (--concurrency) when absent. */
@@ -280,7 +295,7 @@ export function formatText(r: ScaletestReport): string {
   const out: string[] = [];
   const c = r.config;
   const verdict = r.passed ? 'PASS' : r.interrupted ? 'INTERRUPTED' : 'FAIL';
-  out.push(`Scaletest ${verdict}: ${c.chats} chats × ${c.turns} turns against ${c.target === 'remote' ? c.url : 'an in-process daemon'}`);
+  out.push(`Scaletest ${verdict}: ${c.chats} chats × ${c.turns} turns against ${c.target === 'remote' ? (c.urls ?? []).join(' + ') : 'an in-process daemon'}`);
   const load = c.rate !== undefined ? `open loop ${c.rate} new chats/s (at most ${c.concurrency} at once)` : `closed loop, concurrency ${c.concurrency}`;
   const prompts = c.prompts > 0 ? `, ${c.prompts} prompt(s)` : '';
   if (c.target === 'remote') {
@@ -345,6 +360,13 @@ export function formatText(r: ScaletestReport): string {
     `Push      ${num(push.received)} of ${num(push.expected)} received; sent ${num(push.sent)}, failed ${num(push.failed)}; ` +
       `subscription cache hit rate ${(push.cacheHitRate * 100).toFixed(1)}% (${num(push.cacheHits)} hits, ${num(push.cacheMisses)} misses)`,
   );
+  const parts = r.parts;
+  const relay = parts.relayLatencyMs.count > 0 ? `; relayed across replicas: p50 ${ms(parts.relayLatencyMs.p50)} ms, p99 ${ms(parts.relayLatencyMs.p99)} ms (${num(parts.relayLatencyMs.count)} notices)` : '';
+  out.push(`Parts     ${num(parts.received)} of ${num(parts.sent)} received, ${num(parts.gaps)} missing, ${num(parts.duplicates)} duplicated${relay}`);
+  const pairs = Object.entries(parts.byPair);
+  if (pairs.length > 1 || (pairs[0] && pairs[0][0] !== '1→1')) {
+    for (const [pair, c] of pairs.sort()) out.push(`          replicas ${pair}: ${num(c.received)} of ${num(c.sent)}, ${num(c.gaps)} missing, ${num(c.duplicates)} duplicated`);
+  }
   out.push(`CPU       ${cpuLine(r.cpu)}`);
   out.push(`LLM mock  ${num(r.llm.requests)} requests, ${num(r.llm.completed)} completed, ${num(r.llm.failed)} failed`);
   if (r.cleanup) {

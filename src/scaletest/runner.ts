@@ -15,7 +15,7 @@ import type { ChatRunnerLike } from './chatRunnerProtocol.js';
 import { ThreadChatRunner } from './threadChatRunner.js';
 import { localPostmasterOf } from './cpu.js';
 import { startLlmMock, type LlmMock, type LlmMockOptions } from './llmMock.js';
-import { inProcessProbe, remoteProbe, type DaemonFigures, type DaemonProbe, type PoolSample } from './probe.js';
+import { combinedProbe, inProcessProbe, remoteProbe, type DaemonFigures, type DaemonProbe, type PoolSample } from './probe.js';
 import { bucketDelta, histogramMaxBound, histogramQuantile } from './promText.js';
 import {
   intervalPercentiles,
@@ -24,6 +24,7 @@ import {
   round,
   type FailureKind,
   type CpuReport,
+  type PartsReport,
   type PoolReport,
   type ReportConfig,
   type RunMetadata,
@@ -55,7 +56,8 @@ export type Target =
     }
   | {
       kind: 'remote';
-      url: string;
+      /** One per replica (all on one PostgreSQL): chats spread over them and stream from another one. */
+      urls: string[];
       token: string;
       /** Where to run the LLM mock for a daemon started with `--llm-base-url http://<this>/v1`; none when absent. */
       llmAddress?: { host: string; port: number };
@@ -137,7 +139,7 @@ async function forEachLimited<T>(items: T[], limit: number, fn: (item: T, index:
 }
 
 interface Harness {
-  baseUrl: string;
+  baseUrls: string[];
   probe: DaemonProbe;
   llm?: LlmMock;
   sink?: PushSink;
@@ -190,13 +192,16 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
         const address = target.llmAddress;
         llm = await life.start('LLM mock', () => startLlmMock({ ...address, latencyMs: opts.llmLatencyMs, tokens: opts.llmTokens }), (l) => l.close());
       }
-      const me = await fetch(new URL('/api/v2/users/me', target.url), { headers: { 'coder-session-token': target.token } }).catch((err: unknown) => {
-        throw new ScaletestSetupError(`cannot reach the daemon at ${target.url}: ${(err as Error).message}`, { cause: err });
-      });
-      if (!me.ok) throw new ScaletestSetupError(`the daemon at ${target.url} refused --token (${me.status})`);
-      const { owners, subscriptions } = await subscribeOwners(target.url, [target.token], opts.pushSubscriptionsPerUser, sink);
+      for (const url of target.urls) {
+        const me = await fetch(new URL('/api/v2/users/me', url), { headers: { 'coder-session-token': target.token } }).catch((err: unknown) => {
+          throw new ScaletestSetupError(`cannot reach the daemon at ${url}: ${(err as Error).message}`, { cause: err });
+        });
+        if (!me.ok) throw new ScaletestSetupError(`the daemon at ${url} refused --token (${me.status})`);
+      }
+      const { owners, subscriptions } = await subscribeOwners(target.urls[0]!, [target.token], opts.pushSubscriptionsPerUser, sink);
+      const probe = target.urls.length === 1 ? remoteProbe(target.urls[0]!) : combinedProbe(target.urls.map((u) => remoteProbe(u)));
       // Without database access of its own, a --url run cannot ask PostgreSQL anything.
-      return { baseUrl: target.url, probe: remoteProbe(target.url), llm, sink, owners, subscriptions, postgresVersion: 'unknown (remote)', close };
+      return { baseUrls: target.urls, probe, llm, sink, owners, subscriptions, postgresVersion: 'unknown (remote)', close };
     }
 
     const startMock = opts.startLlmMock ?? startLlmMock;
@@ -245,7 +250,7 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
     // The daemon is this process's main thread (the clients, the sink and the mock have threads of their own under the
     // CLI) plus its push threads.
     const cpu = { threadIds: () => [process.pid, ...(daemon.webpush?.threadIds() ?? [])], postmasterPid: await localPostmasterOf(db.backendPid) };
-    return { baseUrl: daemon.url, probe: inProcessProbe(daemon, cpu), llm, sink, owners, subscriptions, postgresVersion: db.serverVersion, close };
+    return { baseUrls: [daemon.url], probe: inProcessProbe(daemon, cpu), llm, sink, owners, subscriptions, postgresVersion: db.serverVersion, close };
   });
 }
 
@@ -298,7 +303,7 @@ export async function runScaletest(opts: ScaletestOptions): Promise<ScaletestRep
   const harness = await startHarness(opts, users);
   try {
     const runnerOptions: ChatRunnerOptions = {
-      baseUrl: harness.baseUrl,
+      baseUrls: harness.baseUrls,
       owners: harness.owners,
       chats: opts.chats,
       turns: opts.turns,
@@ -308,6 +313,7 @@ export async function runScaletest(opts: ScaletestOptions): Promise<ScaletestRep
       timeoutReason: 'deadline',
       rate: opts.rate,
       prompts: opts.prompts,
+      ...(harness.llm ? { partsPerReply: opts.llmTokens } : {}),
     };
     const runner: ChatRunnerLike = opts.clientThread ? new ThreadChatRunner(runnerOptions) : new ChatRunner(runnerOptions);
     const ctx: RunContext = { opts, harness, runner, progress, emit, interrupted: () => interrupted };
@@ -450,7 +456,7 @@ function buildReport(ctx: RunContext, m: Measured): ScaletestReport {
   const { before, after, elapsedSeconds } = m;
   const config: ReportConfig = {
     target: opts.target.kind,
-    ...(opts.target.kind === 'remote' ? { url: opts.target.url } : { postgresPoolMax: opts.target.postgresPoolMax }),
+    ...(opts.target.kind === 'remote' ? { urls: opts.target.urls } : { postgresPoolMax: opts.target.postgresPoolMax }),
     llmMock: harness.llm !== undefined,
     ...(opts.rate !== undefined ? { rate: opts.rate } : {}),
     prompts: opts.prompts?.length ?? 0,
@@ -506,6 +512,7 @@ function buildReport(ctx: RunContext, m: Measured): ScaletestReport {
     },
     llm: { requests: llm.requests, completed: llm.completed, failed: llm.failed },
     cpu: cpuReport(harness.probe.source, before, after, turns),
+    parts: partsReport(runner.parts, bucketDelta(after.partRelayBuckets, before.partRelayBuckets)),
     thresholds: [],
     timeline: m.timeline,
     passed: false,
@@ -524,7 +531,7 @@ async function cleanUpRemote(ctx: RunContext): Promise<NonNullable<ScaletestRepo
   if (opts.target.kind !== 'remote') throw new Error('cleanUpRemote: not a remote run');
   const created = runner.created;
   if (!opts.cleanup) return { chatsArchived: 0, chatsLeft: created.length, pushSubscriptionsDeleted: 0, skipped: true };
-  const baseUrl = opts.target.url;
+  const baseUrl = opts.target.urls[0]!;
   let archived = 0;
   await forEachLimited(created, 8, async ({ id, token }) => {
     const res = await fetch(new URL(`/api/experimental/chats/${encodeURIComponent(id)}`, baseUrl), { method: 'DELETE', headers: { 'coder-session-token': token } }).catch(
@@ -556,6 +563,19 @@ function cpuReport(source: DaemonProbe['source'], before: DaemonFigures, after: 
     ...(main !== undefined ? { mainThreadMsPerTurn: perTurn(main) } : {}),
     ...(postgres !== undefined ? { postgresSeconds: round(postgres, 2), postgresMsPerTurn: perTurn(postgres) } : {}),
   };
+}
+
+function partsReport(byPair: ChatRunnerLike['parts'], relay: Array<[number, number]>): PartsReport {
+  const total = { sent: 0, received: 0, gaps: 0, duplicates: 0 };
+  for (const c of Object.values(byPair)) {
+    total.sent += c.sent;
+    total.received += c.received;
+    total.gaps += c.gaps;
+    total.duplicates += c.duplicates;
+  }
+  const count = relay.at(-1)?.[1] ?? 0;
+  const ms = (q: number) => (count > 0 ? round(histogramQuantile(q, relay) * 1000, 1) : 0);
+  return { ...total, byPair, relayLatencyMs: { count, p50: ms(0.5), p99: ms(0.99) } };
 }
 
 function sumMatching(after: Record<string, number>, before: Record<string, number>, match: (result: string) => boolean): number {

@@ -14,6 +14,7 @@ export class ThreadChatRunner implements ChatRunnerLike {
   progress: ChatRunner['progress'] = { turnsCompleted: 0, chatsPassed: 0, chatsFailed: 0, active: 0, failures: {}, pushesExpected: 0 };
   failureSamples: ChatRunner['failureSamples'] = [];
   created: ChatRunner['created'] = [];
+  parts: ChatRunner['parts'] = {};
   private final?: WorkerReport;
   private recent: number[] = [];
   private readonly empty: LatencySummary = { count: 0, mean: 0, p50: 0, p95: 0, p99: 0, max: 0 };
@@ -45,6 +46,7 @@ export class ThreadChatRunner implements ChatRunnerLike {
           this.progress = m.report.progress;
           this.failureSamples = m.report.failureSamples;
           this.created = m.report.created;
+          this.parts = m.report.parts;
         }
       });
     });

@@ -17,6 +17,9 @@ export const thresholdMetrics: Record<string, Record<string, Reader>> = {
   queries_per_turn: { value: (r) => r.queries.perTurn },
   turns_per_second: { value: (r) => r.turns.perSecond },
   push_delivery: { rate: (r) => (r.push.expected > 0 ? r.push.received / r.push.expected : 1), failed: (r) => r.push.failed },
+  part_gaps: { count: (r) => r.parts.gaps },
+  part_duplicates: { count: (r) => r.parts.duplicates },
+  part_relay_latency: { p50: (r) => r.parts.relayLatencyMs.p50, p99: (r) => r.parts.relayLatencyMs.p99 },
   failed_chats: { count: (r) => r.chats.failed, rate: (r) => (r.chats.total > 0 ? r.chats.failed / r.chats.total : 0) },
 };
 

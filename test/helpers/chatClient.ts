@@ -36,9 +36,13 @@ export interface StreamClient {
   ws: WebSocket;
 }
 
-/** Opens `/stream` and records every frame; rejects with the HTTP status when the upgrade is refused. */
-export function openStream(baseUrl: string, token: string, chatId: string, afterId?: number): Promise<StreamClient> {
-  const url = `${baseUrl.replace(/^http/, 'ws')}/api/experimental/chats/${chatId}/stream${afterId !== undefined ? `?after_id=${afterId}` : ''}`;
+/**
+ * Opens `/stream` (from `at`: an `after_id`, or a `cursor` as the stream's events carry it) and records every frame;
+ * rejects with the HTTP status when the upgrade is refused.
+ */
+export function openStream(baseUrl: string, token: string, chatId: string, at?: number | string): Promise<StreamClient> {
+  const query = at === undefined ? '' : typeof at === 'number' ? `?after_id=${at}` : `?cursor=${encodeURIComponent(at)}`;
+  const url = `${baseUrl.replace(/^http/, 'ws')}/api/experimental/chats/${chatId}/stream${query}`;
   const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
   const frames: StreamEvent[][] = [];
   ws.on('message', (data) => frames.push(JSON.parse(data.toString()) as StreamEvent[]));
@@ -52,7 +56,16 @@ export function openStream(baseUrl: string, token: string, chatId: string, after
         frames,
         events,
         statuses: () => events().flatMap((e) => (e.type === 'status' ? [e.status] : [])),
-        waitFor: (pred, timeout = 15_000) => expect.poll(() => events().some((e) => pred(e, events())), { timeout, interval: 10 }).toBe(true),
+        waitFor: (pred, timeout = 15_000) =>
+          expect
+            .poll(
+              () => {
+                const all = events();
+                return all.some((e) => pred(e, all));
+              },
+              { timeout, interval: 10 },
+            )
+            .toBe(true),
         closed,
         close: () => ws.close(),
         ws,

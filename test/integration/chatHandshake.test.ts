@@ -77,7 +77,7 @@ describe('subscribeAuthorized handshake', () => {
     try {
       const s = await openStream(daemon.url, user.token, chatId);
       await s.waitFor((e) => e.type === 'status');
-      expect(s.frames[0]![0]).toEqual({ type: 'status', status: 'waiting', last_error: null });
+      expect(s.frames[0]![0]).toMatchObject({ type: 'status', status: 'waiting', last_error: null });
       expect(s.events().filter((e) => e.type === 'message').length).toBe(2);
       expect(log.warnings()).toContain('chat stream: re-reading the chat failed; starting from the authorized row');
       s.close();
@@ -110,7 +110,7 @@ describe('control-path reads', () => {
     const events: StreamEvent[] = [];
     try {
       const sub = await daemon.chats.streams.subscribeAuthorized({}, row, 0, (e) => events.push(...e));
-      expect(events[0]).toEqual({ type: 'status', status: 'waiting', last_error: null });
+      expect(events[0]).toMatchObject({ type: 'status', status: 'waiting', last_error: null });
       expect(events.filter((e) => e.type === 'message').length).toBe(2);
       expect(events.some((e) => e.type === 'queue_update')).toBe(false);
       await sub.cancel();
@@ -133,7 +133,7 @@ describe('control-path reads', () => {
     expect(opened).toBe(false);
     await lock.release();
     const sub = await opening;
-    expect(events[0]).toEqual({ type: 'status', status: 'error', last_error: 'committed late' });
+    expect(events[0]).toMatchObject({ type: 'status', status: 'error', last_error: 'committed late' });
     await sub.cancel();
   });
 
@@ -151,7 +151,7 @@ describe('control-path reads', () => {
       const events: StreamEvent[] = [];
       // Were the 120 s bound used instead, this would outlive the test's timeout.
       const sub = await slow.chats.streams.subscribeAuthorized({ deadline: Date.now() + 300 }, row, 0, (e) => events.push(...e));
-      expect(events[0]).toEqual({ type: 'status', status: 'waiting', last_error: null });
+      expect(events[0]).toMatchObject({ type: 'status', status: 'waiting', last_error: null });
       await sub.cancel();
     } finally {
       await c.query('ROLLBACK');

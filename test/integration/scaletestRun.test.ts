@@ -94,4 +94,33 @@ describe('scaletest against a real daemon', () => {
       await server.exited;
     }
   });
+
+  it('spreads chats over two replicas by repeated --url, each streaming from the other: every part arrives once', async () => {
+    const { url, db } = await createTestPool();
+    const llmPort = await freeFixedPort();
+    const args = ['--postgres-url', url, '--chat-provider', 'openai-compat', '--llm-base-url', `http://127.0.0.1:${llmPort}/v1`];
+    const servers = await Promise.all([startServerProcess(args), startServerProcess(args)]);
+    try {
+      const { token } = await createTestUser({ db });
+      const res = await runCli([
+        'scaletest', 'run', '--url', servers[0].url, '--url', servers[1].url, '--token', token, '--llm-address', `127.0.0.1:${llmPort}`,
+        '--llm-latency', '50', '--chats', '40', '--turns', '3', '--push-subscriptions-per-user', '0', '--threshold', 'part_gaps.count==0', '--json',
+      ]);
+      expect(res.code, res.stderr).toBe(0);
+      const report = JSON.parse(res.stdout.split('\n')[0]!) as ScaletestReport;
+      expect(report.chats).toEqual({ total: 40, passed: 40, failed: 0 });
+      expect(report.config.urls).toEqual(servers.map((s) => s.url));
+      // 8 tokens a reply, each a part, each once, across replicas both ways. A first turn may end before its chat's
+      // stream opens (the chat must exist first): then its parts had no viewer; every later turn's count.
+      expect(report.parts).toMatchObject({ gaps: 0, duplicates: 0 });
+      expect(report.parts.sent).toBeGreaterThanOrEqual(40 * 2 * 8);
+      expect(report.parts.received).toBe(report.parts.sent);
+      expect(Object.keys(report.parts.byPair).sort()).toEqual(['1→2', '2→1']);
+      expect(report.parts.relayLatencyMs.count).toBeGreaterThan(0);
+      expect(report.thresholds).toMatchObject([{ metric: 'part_gaps', passed: true }]);
+    } finally {
+      for (const s of servers) s.child.kill('SIGTERM');
+      await Promise.all(servers.map((s) => s.exited));
+    }
+  });
 });

@@ -123,7 +123,7 @@ describe('web push', () => {
     const failed = await finishTurn(daemon.url, (await subscribed()).token, 'please [fake-fail]');
     await expect.poll(() => sink.messages().some((m) => m.notification?.tag === failed)).toBe(true);
     const msg = sink.messages().find((m) => m.notification?.tag === failed)!;
-    expect(msg.notification!.body).toBe('the fake provider was asked to fail');
+    expect(msg.notification!.body).toBe('The model call failed.');
     expect(msg.urgency).toBe('high');
     expect(msg.topic).toBe(failed.replaceAll('-', ''));
     // Only the subscription's test push reached the interrupted chat's owner.

@@ -47,6 +47,7 @@ function sampleReport(overrides: Partial<ScaletestReport> = {}): ScaletestReport
     push: { expected: 296, received: 296, sent: 296, failed: 0, cacheHits: 286, cacheMisses: 10, cacheHitRate: 0.966 },
     llm: { requests: 296, completed: 296, failed: 0 },
     cpu: { daemonSource: 'threads', daemonSeconds: 1.48, daemonMsPerTurn: 5, mainThreadMsPerTurn: 4.5, postgresSeconds: 0.74, postgresMsPerTurn: 2.5 },
+    parts: { sent: 2368, received: 2368, gaps: 0, duplicates: 0, byPair: { '1→1': { sent: 2368, received: 2368, gaps: 0, duplicates: 0 } }, relayLatencyMs: { count: 0, p50: 0, p99: 0 } },
     thresholds: [],
     timeline: [
       { t: 0, turnsCompleted: 0, turnsPerSecond: 0, poolWaiting: 0, poolTotal: 1, activeChats: 100, failedChats: 0, turnDurationMs: { p50: 0, p95: 0, p99: 0 } },

@@ -15,7 +15,7 @@ afterEach(async () => {
 
 function runner(url: string, over: Partial<ConstructorParameters<typeof ChatRunner>[0]> = {}) {
   return new ChatRunner({
-    baseUrl: url,
+    baseUrls: [url],
     owners: [
       { token: 't1', subscriptions: 2 },
       { token: 't2', subscriptions: 2 },
@@ -93,7 +93,7 @@ describe('ChatRunner', () => {
 
 describe('runScaletest against a remote daemon', () => {
   const options = (url: string, over: Partial<ScaletestOptions> = {}): ScaletestOptions => ({
-    target: { kind: 'remote', url, token: 't1' },
+    target: { kind: 'remote', urls: [url], token: 't1' },
     chats: 12,
     turns: 3,
     pushSubscriptionsPerUser: 2,

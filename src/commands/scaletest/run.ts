@@ -57,7 +57,9 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\` (--js
     timeout: durationFlag({ description: 'Stop the whole run after this long; unfinished chats fail as timeout.', default: 30 * 60_000 }),
     'turn-timeout': durationFlag({ description: 'A turn that has not reached waiting after this long fails its chat as timeout.', default: 60_000 }),
     url: httpUrlFlag({
-      description: 'Drive a running daemon at this URL instead of an in-process one (needs --token).',
+      description:
+        'Drive a running daemon at this URL instead of an in-process one (needs --token). Repeat it for replicas on one PostgreSQL: chats spread over them, and each streams from another replica than the one it talks to.',
+      multiple: true,
       env: 'CODER_LITE_URL',
       dependsOn: ['token'],
       exclusive: ['postgres-url', 'postgres-pool-max', 'push-encryption-threads', 'config-cache', 'subscription-cache', 'pubsub', 'nats-url', 'users'],
@@ -174,7 +176,7 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\` (--js
     let target: Target;
     if (flags.url !== undefined) {
       const llmAddress = flags['llm-address'] !== undefined ? parseHttpAddress(flags['llm-address']) : undefined;
-      target = { kind: 'remote', url: new URL(flags.url).origin, token: flags.token!, llmAddress };
+      target = { kind: 'remote', urls: flags.url.map((u) => new URL(u).origin), token: flags.token!, llmAddress };
     } else {
       const nats = natsTargetFromFlags(flags);
       target = { kind: 'in-process', postgresUrl: flags['postgres-url'], postgresPoolMax: flags['postgres-pool-max'], nats };

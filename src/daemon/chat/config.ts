@@ -28,6 +28,13 @@ export interface ChatConfig {
   llmTimeoutMs?: number;
   /** Bytes a WebSocket client may leave unread before it is cut off. Default 4 MiB. */
   streamBacklogBytes?: number;
+  /** Retries of a model call that failed retryably (rate limit, timeout, overload). Default 3. */
+  llmRetries?: number;
+  /** The first retry's delay, doubling up to `llmRetryMaxDelayMs` (an upstream's Retry-After wins). Default 1 s / 30 s. */
+  llmRetryBaseDelayMs?: number;
+  llmRetryMaxDelayMs?: number;
+  /** The streams' safety net: how often each replica checks the versions of the chats it streams. Default 10 s. */
+  streamCheckIntervalMs?: number;
 }
 
 export const chatDefaults = {
@@ -42,6 +49,10 @@ export const chatDefaults = {
   maxConcurrentTurns: 1000,
   llmTimeoutMs: 120_000,
   streamBacklogBytes: 4 * 1024 * 1024,
+  llmRetries: 3,
+  llmRetryBaseDelayMs: 1000,
+  llmRetryMaxDelayMs: 30_000,
+  streamCheckIntervalMs: 10_000,
 };
 
 export type ResolvedChatConfig = Omit<Required<ChatConfig>, 'llmBaseUrl' | 'llmApiKey'> & Pick<ChatConfig, 'llmBaseUrl' | 'llmApiKey'>;

@@ -1,4 +1,4 @@
-import type { Chat, ChatMessage, ChatStatus, QueuedChatMessage } from '../store/types.js';
+import type { Chat, ChatErrorKind, ChatMessage, ChatRetry, ChatStatus, QueuedChatMessage } from '../store/types.js';
 
 /** The JSON shapes of the chat API and its stream (DESIGN §4). */
 export interface ChatJson {
@@ -27,12 +27,34 @@ export interface QueuedJson {
   created_at: string;
 }
 
-export type StreamEvent =
+export interface ErrorJson {
+  /** Safe to show: never an upstream's own text. */
+  message: string;
+  kind: ChatErrorKind;
+  retryable: boolean;
+}
+
+export interface RetryJson {
+  attempt: number;
+  delay_ms: number;
+  kind: ChatErrorKind;
+  retrying_at: string;
+}
+
+/**
+ * What a chat stream sends. Every event carries `cursor`, the position to resume from on any replica (set as the
+ * event leaves the subscription). `message_part` is part `seq` of the turn's run `generation`; a late joiner's first
+ * part holds all the text up to its `seq`. `preview_reset`: drop the partial reply, its run will not go on.
+ */
+export type StreamEvent = (
   | { type: 'status'; status: ChatStatus; last_error: string | null }
   | { type: 'message'; message: MessageJson }
-  | { type: 'message_part'; text: string }
+  | { type: 'message_part'; text: string; generation: number; seq: number }
+  | { type: 'preview_reset' }
   | { type: 'queue_update'; queued: QueuedJson[] }
-  | { type: 'error'; message: string };
+  | ({ type: 'retry' } & RetryJson)
+  | ({ type: 'error' } & ErrorJson)
+) & { cursor?: string };
 
 export const chatJson = (c: Chat): ChatJson => ({
   id: c.id,
@@ -58,6 +80,20 @@ export const queuedJson = (q: QueuedChatMessage): QueuedJson => ({ id: q.id, con
 
 export const statusEvent = (c: Pick<Chat, 'status' | 'lastError'>): StreamEvent => ({ type: 'status', status: c.status, last_error: c.lastError });
 
+export const retryJson = (r: ChatRetry): RetryJson => ({ attempt: r.attempt, delay_ms: r.delayMs, kind: r.kind, retrying_at: r.retryingAt.toISOString() });
+
+/** Parts `seq`, `seq + 1`, … of a run, relayed to the replicas that watch it (`open`: the last text continues). */
+export interface PartsNotice {
+  generation: number;
+  seq: number;
+  texts: string[];
+  open?: true;
+  /** A catch-up answering a request, in several notices: it ends with part `upto`. */
+  upto?: number;
+  /** When the first of them was produced (epoch ms): the viewer's replica measures relay latency from it. */
+  ts: number;
+}
+
 /**
  * What travels on `chat:stream:<id>`: small enough for NOTIFY whatever the chat holds. Replicas turn it into events,
  * reading messages and the queue themselves.
@@ -72,9 +108,15 @@ export interface StreamNotice {
   /** …and the newest message before them: a subscriber that has it needs no read. */
   prev_message_id?: number;
   worker_id?: string | null;
+  /** The run the status belongs to. */
+  generation?: number;
+  /** The chat's version after the change: streams skip what they have seen and the safety net compares it. */
+  version?: number;
   /** The queue changed; re-read it. */
   queue_update?: true;
-  error?: string;
+  error?: ErrorJson;
+  retry?: RetryJson;
+  parts?: PartsNotice;
 }
 
 /** On `chat:owner:<user>`: what the owner's chat list needs to stay live. */

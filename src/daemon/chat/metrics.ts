@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
-export type NoticeReason = 'status' | 'message' | 'queue_update' | 'error' | 'pending' | 'interrupt' | 'owner';
+export type NoticeReason = 'status' | 'message' | 'queue_update' | 'error' | 'retry' | 'pending' | 'interrupt' | 'owner' | 'parts' | 'parts_want' | 'parts_watch';
 
 export interface ChatMetrics {
   turns: Counter;
@@ -9,7 +9,13 @@ export interface ChatMetrics {
   subscribers: Gauge;
   notices: Counter<'reason'>;
   catchupQueries: Counter;
-  partsDropped: Counter;
+  /** Streams the safety net found behind the database and resynced. */
+  streamResyncs: Counter;
+  /** Holes in relayed parts a viewer asked to have filled. */
+  partGaps: Counter;
+  /** From a part's production on the worker's replica to its hand-over to a viewer on another. */
+  partRelayLatency: Histogram;
+  retries: Counter<'kind'>;
 }
 
 /** `countByStatus` runs on scrape only, so the gauge costs nothing between scrapes. */
@@ -38,10 +44,18 @@ export function createChatMetrics(registry: Registry | undefined, countByStatus:
     subscribers: new Gauge({ name: 'coderlite_chat_stream_subscribers', help: 'Open chat stream subscriptions on this replica.', registers }),
     notices: new Counter({ name: 'coderlite_chat_notices_published_total', help: 'Chat pubsub notices published, by reason.', labelNames: ['reason'], registers }),
     catchupQueries: new Counter({ name: 'coderlite_chat_catchup_queries_total', help: 'Message catch-up reads made by stream subscriptions.', registers }),
-    partsDropped: new Counter({
-      name: 'coderlite_chat_stream_parts_dropped_total',
-      help: 'message_part events not buffered because a turn exceeded the local buffer.',
+    streamResyncs: new Counter({
+      name: 'coderlite_chat_stream_resyncs_total',
+      help: 'Chat streams the periodic version check found behind (a notice lost) and resynced.',
       registers,
     }),
+    partGaps: new Counter({ name: 'coderlite_chat_part_gaps_total', help: 'Holes in relayed message parts that a viewer asked to have sent again.', registers }),
+    partRelayLatency: new Histogram({
+      name: 'coderlite_chat_part_relay_seconds',
+      help: "From a part's production on the replica running the turn to its delivery to a viewer on another replica.",
+      buckets: [0.005, 0.01, 0.025, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    retries: new Counter({ name: 'coderlite_chat_turn_retries_total', help: 'Model calls retried after a retryable failure, by kind.', labelNames: ['kind'], registers }),
   };
 }

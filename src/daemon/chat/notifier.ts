@@ -4,6 +4,15 @@ import type { Chat } from '../store/types.js';
 import { chatJson, interruptChannel, ownerChannel, pendingChannel, streamChannel, type OwnerEvent, type StreamNotice } from './events.js';
 import type { ChatMetrics, NoticeReason } from './metrics.js';
 
+/** What a status notice says of the chat row. */
+export const statusNotice = (chat: Chat): StreamNotice => ({
+  status: chat.status,
+  last_error: chat.lastError,
+  worker_id: chat.workerId,
+  generation: chat.generation,
+  version: chat.version,
+});
+
 /** Below PostgreSQL's 8000-byte NOTIFY limit, with room for the rest of the notice. */
 const maxNoticeBytes = 7000;
 
@@ -19,7 +28,7 @@ export class ChatNotifier {
   ) {}
 
   async stream(chatId: string, notice: StreamNotice): Promise<void> {
-    const reason: NoticeReason = notice.status ? 'status' : notice.after_message_id !== undefined ? 'message' : notice.queue_update ? 'queue_update' : 'error';
+    const reason: NoticeReason = notice.retry ? 'retry' : notice.status ? 'status' : notice.after_message_id !== undefined ? 'message' : notice.queue_update ? 'queue_update' : 'error';
     let payload = JSON.stringify(notice);
     // Messages too large for NOTIFY stay behind; subscribers read them instead.
     if (Buffer.byteLength(payload) > maxNoticeBytes) payload = JSON.stringify({ ...notice, messages: undefined, prev_message_id: undefined });
@@ -32,7 +41,7 @@ export class ChatNotifier {
 
   /** A status change goes to the chat's stream and the owner's list alike. */
   async status(chat: Chat, extra: StreamNotice = {}): Promise<void> {
-    await Promise.all([this.stream(chat.id, { ...extra, status: chat.status, last_error: chat.lastError }), this.owner('status', chat)]);
+    await Promise.all([this.stream(chat.id, { ...extra, ...statusNotice(chat) }), this.owner('status', chat)]);
   }
 
   async pending(chatId: string): Promise<void> {

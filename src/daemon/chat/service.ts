@@ -8,7 +8,7 @@ import { messageJson } from './events.js';
 import type { Chat, ChatMessage, QueuedChatMessage, User } from '../store/types.js';
 import type { ResolvedChatConfig } from './config.js';
 import type { ConfigCache } from './configCache.js';
-import type { ChatNotifier } from './notifier.js';
+import { statusNotice, type ChatNotifier } from './notifier.js';
 
 /** Messages a running chat may hold in its queue. */
 export const maxQueuedMessages = 20;
@@ -147,7 +147,7 @@ export class ChatService {
     const { chat } = outcome;
     const started = outcome.queued ? outcome.started : outcome;
     if (!started) {
-      await notifier.stream(chat.id, { queue_update: true });
+      await notifier.stream(chat.id, { queue_update: true, version: chat.version });
       return { result: outcome };
     }
     const { message, prevMessageId } = started;
@@ -179,14 +179,15 @@ export class ChatService {
     if (!after) throw new ChatGoneError(`chat ${chat.id} is gone`);
     // An archived chat runs no turn: stop one wherever it runs (a no-op when idle).
     const { notifier } = this.opts;
-    await Promise.all([notifier.owner('archived', after), notifier.interrupt(chat.id), notifier.stream(chat.id, { status: after.status, last_error: after.lastError })]);
+    await Promise.all([notifier.owner('archived', after), notifier.interrupt(chat.id), notifier.stream(chat.id, statusNotice(after))]);
     return after;
   }
 
   /** Removes a queued message before it runs; false when there is none (it may have just been promoted). */
   async deleteQueued(chat: Chat, id: number): Promise<boolean> {
-    const removed = await deleteQueuedChatMessage(this.opts.db, chat.id, id);
-    if (removed) await this.opts.notifier.stream(chat.id, { queue_update: true });
-    return removed;
+    const version = await deleteQueuedChatMessage(this.opts.db, chat.id, id);
+    if (version === undefined) return false;
+    await this.opts.notifier.stream(chat.id, { queue_update: true, version });
+    return true;
   }
 }

@@ -1,23 +1,25 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Logger } from '../observability/logger.js';
 import { isConnectionError } from '../postgres/errors.js';
 import type { Database } from '../postgres/pool.js';
 import { retryWhileUnavailable } from '../postgres/retry.js';
 import type { Cancel, Subscriber } from '../pubsub/pubsub.js';
-import { acquirePendingChats, endChatTurn, getChatByID, heartbeatChats, recoverStaleChats, releaseWorkerChats } from '../store/chats.js';
+import { acquirePendingChats, endChatTurn, getChatByID, heartbeatChats, recoverStaleChats, releaseWorkerChats, setChatRetry } from '../store/chats.js';
 import { deleteExpiredIdempotencyKeys } from '../store/idempotency.js';
 import { getLatestChatMessageID } from '../store/messages.js';
-import type { Chat, ChatProviderType } from '../store/types.js';
+import type { Chat, ChatErrorKind, ChatProviderType } from '../store/types.js';
 import type { ResolvedChatConfig } from './config.js';
 import { ModelResolutionError, type ConfigCache } from './configCache.js';
-import { interruptChannel, messageJson, pendingChannel } from './events.js';
+import { interruptChannel, messageJson, pendingChannel, retryJson, type ErrorJson } from './events.js';
 import type { ChatMetrics } from './metrics.js';
-import type { ChatNotifier } from './notifier.js';
+import { statusNotice, type ChatNotifier } from './notifier.js';
+import type { LocalParts } from './parts.js';
 import { ProviderError, type ModelProvider, type PromptMessage } from './providers/provider.js';
-import type { ChatStreams } from './stream.js';
+import { redactSecrets } from './redact.js';
 import type { ResolvedModel, TurnEndListener, TurnResult } from './turnResult.js';
 
 /** Messages of history a turn sends to the model. */
@@ -35,17 +37,27 @@ class TurnStop extends Error {
   }
 }
 
+/** A worker's id: the host and process, and a random part for workers restarted under the same pid. */
+export const newWorkerId = () => `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+
+/** A model call's failure as the chat shows it: a safe message and its kind. */
+interface TurnFailure {
+  message: string;
+  kind: ChatErrorKind;
+}
+
 export interface ChatWorkerOptions {
+  id?: string;
   db: Database;
   subscriber: Subscriber;
   notifier: ChatNotifier;
-  streams: Pick<ChatStreams, 'beginTurn' | 'publishPart' | 'endTurn'>;
+  parts: Pick<LocalParts, 'beginTurn' | 'publish' | 'finish' | 'endTurn'>;
   configCache: Pick<ConfigCache, 'resolve'>;
   providers: Record<ChatProviderType, ModelProvider>;
   metrics: ChatMetrics;
   logger: Logger;
   listeners: readonly TurnEndListener[];
-  config: Pick<ResolvedChatConfig, 'heartbeatIntervalMs' | 'staleAfterMs' | 'pollIntervalMs' | 'maxConcurrentTurns'>;
+  config: Pick<ResolvedChatConfig, 'heartbeatIntervalMs' | 'staleAfterMs' | 'pollIntervalMs' | 'maxConcurrentTurns' | 'llmRetries' | 'llmRetryBaseDelayMs' | 'llmRetryMaxDelayMs'>;
 }
 
 /**
@@ -54,7 +66,7 @@ export interface ChatWorkerOptions {
  * `pending`.
  */
 export class ChatWorker {
-  readonly id = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  readonly id: string;
   private readonly turns = new Map<string, { abort: AbortController; done: Promise<void> }>();
   private claiming = false;
   private again = false;
@@ -66,6 +78,7 @@ export class ChatWorker {
   private readonly failing = new Set<string>();
 
   constructor(private readonly opts: ChatWorkerOptions) {
+    this.id = opts.id ?? newWorkerId();
     this.log = opts.logger.child({ component: 'chat-worker', workerId: this.id });
   }
 
@@ -157,43 +170,49 @@ export class ChatWorker {
   }
 
   private async runTurn(chat: Chat, history: PromptMessage[], signal: AbortSignal): Promise<void> {
-    const { notifier, streams, metrics } = this.opts;
+    const { notifier, parts, metrics } = this.opts;
     const started = performance.now();
-    streams.beginTurn(chat.id);
+    parts.beginTurn(chat.id, chat.generation);
     void notifier.status(chat, { worker_id: this.id });
     let model: ResolvedModel | undefined;
     let text: string | undefined;
-    let error: string | undefined;
-    try {
-      model = await this.opts.configCache.resolve(chat.lastModelConfigId);
-      text = await this.opts.providers[model.providerType].complete({
-        model,
-        messages: history,
-        signal,
-        onPart: (part) => streams.publishPart(chat.id, part),
-      });
-    } catch (err) {
-      if (signal.aborted && signal.reason instanceof TurnStop) {
-        streams.endTurn(chat.id);
-        // Interrupt and archive already set the chat's status; shutdown releases it in bulk; a lost claim is another replica's.
-        this.ended({ chat, model, outcome: signal.reason.why === 'interrupted' ? 'interrupted' : 'abandoned' });
-        return;
+    let failure: TurnFailure | undefined;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        model = await this.opts.configCache.resolve(chat.lastModelConfigId);
+        text = await this.opts.providers[model.providerType].complete({ model, messages: history, signal, onPart: (part) => parts.publish(chat.id, part) });
+        failure = undefined;
+        break;
+      } catch (err) {
+        if (signal.aborted && signal.reason instanceof TurnStop) {
+          parts.endTurn(chat.id);
+          // Interrupt and archive already set the chat's status; shutdown releases it in bulk; a lost claim is another replica's.
+          this.ended({ chat, model, outcome: signal.reason.why === 'interrupted' ? 'interrupted' : 'abandoned' });
+          return;
+        }
+        failure = this.failure(err, chat.id, attempt);
+        if (!(err instanceof ProviderError && err.retryable) || attempt > this.opts.config.llmRetries) break;
+        const retried = await this.retryLater(chat, attempt, err, signal);
+        if (retried === 'stopped') {
+          parts.endTurn(chat.id);
+          this.ended({ chat, model, outcome: signal.reason instanceof TurnStop && signal.reason.why === 'interrupted' ? 'interrupted' : 'abandoned' });
+          return;
+        }
+        if (retried === 'unrecorded') break;
       }
-      const expected = err instanceof ProviderError || err instanceof ModelResolutionError;
-      error = expected ? err.message : 'the model call failed';
-      if (!expected) this.log.warn({ err, chatId: chat.id }, 'chat worker: model call failed');
     }
+    parts.finish(chat.id);
 
     let end: Awaited<ReturnType<typeof endChatTurn>>;
     try {
-      end = await this.endDurably(chat, text, error, signal);
+      end = await this.endDurably(chat, text, failure, signal);
     } catch (err) {
       // Stopped while retrying (interrupt, takeover, shutdown), or a failure no retry mends.
       if (!(signal.aborted && signal.reason instanceof TurnStop)) this.log.error({ err, chatId: chat.id }, 'chat worker: the turn could not be ended');
       this.ended({ chat, model, outcome: 'abandoned' });
       return;
     } finally {
-      streams.endTurn(chat.id);
+      parts.endTurn(chat.id);
     }
     metrics.turns.inc();
     metrics.turnDuration.observe((performance.now() - started) / 1000);
@@ -201,19 +220,64 @@ export class ChatWorker {
       this.ended({ chat, model, outcome: 'abandoned' });
       return;
     }
-    if (error !== undefined) metrics.turnsFailed.inc();
+    if (failure !== undefined) {
+      metrics.turnsFailed.inc();
+      this.log.warn({ chatId: chat.id, kind: failure.kind }, 'chat worker: the turn ended in error');
+    }
     const { chat: after, added, prevMessageId } = end;
     const promoted = after.status === 'pending';
+    const error: ErrorJson | undefined = failure && { ...failure, retryable: false };
     await notifier.status(after, {
       ...(added.length > 0 ? { after_message_id: added.at(-1)!.id, messages: added.map(messageJson), prev_message_id: prevMessageId } : {}),
       ...(promoted ? { queue_update: true } : {}),
+      ...(error ? { error } : {}),
     });
     if (promoted) {
       if (!this.wake()) await notifier.pending(chat.id);
       // The agent goes on with the queued message: the owner hears when the chat finally waits.
       return;
     }
-    this.ended({ chat: after, model, outcome: error !== undefined ? 'error' : 'waiting', finalText: text, lastError: error });
+    this.ended({ chat: after, model, outcome: failure !== undefined ? 'error' : 'waiting', finalText: text, lastError: failure?.message });
+  }
+
+  /** The safe message users see; what the upstream said goes to the log only, its secrets redacted. */
+  private failure(err: unknown, chatId: string, attempt: number): TurnFailure {
+    if (err instanceof ProviderError) {
+      this.log.warn({ chatId, kind: err.kind, attempt, upstream: redactSecrets(err.detail) }, 'chat worker: the model call failed');
+      return { message: err.message, kind: err.kind };
+    }
+    if (err instanceof ModelResolutionError) return { message: err.message, kind: 'config' };
+    this.log.warn({ chatId, attempt, err: redactSecrets(err instanceof Error ? err.message : String(err)) }, 'chat worker: the model call failed');
+    return { message: 'The model call failed.', kind: 'generic' };
+  }
+
+  /**
+   * Records the retry on the chat row (a client connecting mid-backoff sees it), tells the chat's viewers, and waits.
+   * The next attempt is a new generation: viewers drop the failed attempt's parts. `unrecorded`: the row could not be
+   * written, so the turn ends with the failure instead of retrying unseen.
+   */
+  private async retryLater(chat: Chat, attempt: number, err: ProviderError, signal: AbortSignal): Promise<'retry' | 'stopped' | 'unrecorded'> {
+    const { config } = this.opts;
+    const backoff = Math.min(config.llmRetryMaxDelayMs, config.llmRetryBaseDelayMs * 2 ** (attempt - 1));
+    const delayMs = Math.round(Math.min(config.llmRetryMaxDelayMs, err.retryAfterMs ?? backoff * (0.75 + Math.random() * 0.5)));
+    let after: Chat | undefined;
+    try {
+      after = await setChatRetry(this.opts.db, chat.id, this.id, attempt, err.kind, delayMs);
+    } catch (writeErr) {
+      this.warnOnce('retry', writeErr, 'chat worker: could not record a retry; ending the turn with its failure');
+      return 'unrecorded';
+    }
+    if (!after) return 'stopped';
+    this.opts.metrics.retries.inc({ kind: err.kind });
+    this.opts.parts.finish(chat.id);
+    this.opts.parts.beginTurn(chat.id, after.generation);
+    await this.opts.notifier.stream(chat.id, { ...statusNotice(after), retry: retryJson(after.retry!) });
+    try {
+      await sleep(delayMs, undefined, { signal });
+    } catch {
+      return 'stopped';
+    }
+    return 'retry';
   }
 
   /**
@@ -221,7 +285,7 @@ export class ChatWorker {
    * wait minutes for the stale sweep. The turn stays in `turns` meanwhile, so the heartbeat keeps covering the chat
    * and stops the retries (through `signal`) when another replica took it over.
    */
-  private async endDurably(chat: Chat, text: string | undefined, error: string | undefined, signal: AbortSignal) {
+  private async endDurably(chat: Chat, text: string | undefined, error: TurnFailure | undefined, signal: AbortSignal) {
     let ambiguous = false;
     const end = await retryWhileUnavailable(() => endChatTurn(this.opts.db, chat.id, this.id, text, error), {
       signal,

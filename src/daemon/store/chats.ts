@@ -1,5 +1,5 @@
 import { namedQuery, type QueryOptions, type Queryable } from '../postgres/pool.js';
-import type { Chat, ChatMessage, ChatStatus, QueuedChatMessage } from './types.js';
+import type { Chat, ChatErrorKind, ChatMessage, ChatRetry, ChatStatus, QueuedChatMessage } from './types.js';
 
 interface ChatRow {
   id: string;
@@ -14,10 +14,21 @@ interface ChatRow {
   archived: boolean;
   created_at: Date;
   updated_at: Date;
+  generation: string;
+  version: string;
+  last_error_kind: ChatErrorKind | null;
+  retry_attempt: number | null;
+  retry_kind: ChatErrorKind | null;
+  retry_delay_ms: number | null;
+  retrying_at: Date | null;
 }
 
 const chatColumns =
-  'id, owner_id, title, status, worker_id, started_at, heartbeat_at, last_model_config_id, last_error, archived, created_at, updated_at';
+  'id, owner_id, title, status, worker_id, started_at, heartbeat_at, last_model_config_id, last_error, archived, created_at, updated_at, ' +
+  'generation, version, last_error_kind, retry_attempt, retry_kind, retry_delay_ms, retrying_at';
+
+const toRetry = (r: ChatRow): ChatRetry | null =>
+  r.retry_attempt === null || r.retrying_at === null ? null : { attempt: r.retry_attempt, kind: r.retry_kind ?? 'generic', delayMs: r.retry_delay_ms ?? 0, retryingAt: r.retrying_at };
 
 export const toChat = (r: ChatRow): Chat => ({
   id: r.id,
@@ -32,6 +43,10 @@ export const toChat = (r: ChatRow): Chat => ({
   archived: r.archived,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
+  generation: Number(r.generation),
+  version: Number(r.version),
+  lastErrorKind: r.last_error_kind,
+  retry: toRetry(r),
 });
 
 const insertChatQ = namedQuery(
@@ -107,7 +122,7 @@ export async function sendChatMessage(
   return { outcome: 'started', chat, message: { id, chatId, role: 'user', content, createdAt: r.item_created_at! }, prevMessageId: Number(r.prev_message_id) };
 }
 
-const endChatTurnQ = namedQuery('endChatTurn', 'SELECT * FROM chat_end_turn($1, $2, $3, $4)');
+const endChatTurnQ = namedQuery('endChatTurn', 'SELECT * FROM chat_end_turn($1, $2, $3, $4, $5)');
 
 /**
  * Ends the turn if the chat is still `workerId`'s, in one round trip: stores the reply, promotes the next queued
@@ -119,7 +134,7 @@ export async function endChatTurn(
   chatId: string,
   workerId: string,
   text: string | undefined,
-  lastError: string | undefined,
+  lastError: { message: string; kind: ChatErrorKind } | undefined,
 ): Promise<{ chat: Chat; added: ChatMessage[]; prevMessageId: number } | undefined> {
   const { rows } = await db.query<
     ChatRow & {
@@ -130,7 +145,7 @@ export async function endChatTurn(
       promoted_content: string | null;
       promoted_created_at: Date | null;
     }
-  >(endChatTurnQ, [chatId, workerId, text ?? null, lastError ?? null]);
+  >(endChatTurnQ, [chatId, workerId, text ?? null, lastError?.message ?? null, lastError?.kind ?? null]);
   const r = rows[0];
   if (!r) return undefined;
   const added: ChatMessage[] = [];
@@ -156,7 +171,7 @@ export async function listChatsByOwner(db: Queryable, ownerId: string, afterId: 
 
 const setChatStatusQ = namedQuery(
   'setChatStatus',
-  `UPDATE chats SET status = $2, last_error = $3, worker_id = NULL, updated_at = now() WHERE id = $1 RETURNING ${chatColumns}`,
+  `UPDATE chats SET status = $2, last_error = $3, last_error_kind = NULL, worker_id = NULL, updated_at = now() WHERE id = $1 RETURNING ${chatColumns}`,
 );
 
 /** Inside the transaction that holds the row lock: the next status, clearing the worker. */
@@ -170,7 +185,8 @@ export async function setChatStatus(tx: Queryable, id: string, status: ChatStatu
 const acquirePendingChatsQ = namedQuery(
   'acquirePendingChats',
   `WITH claimed AS (
-     UPDATE chats SET status = 'running', worker_id = $1, started_at = now(), heartbeat_at = now(), last_error = NULL, updated_at = now()
+     UPDATE chats SET status = 'running', worker_id = $1, started_at = now(), heartbeat_at = now(), last_error = NULL, last_error_kind = NULL,
+                      generation = generation + 1, updated_at = now()
       WHERE id IN (SELECT id FROM chats WHERE status = 'pending' AND NOT archived ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
       RETURNING ${chatColumns})
    SELECT claimed.*,
@@ -188,6 +204,30 @@ export async function acquirePendingChats(
 ): Promise<Array<{ chat: Chat; history: Array<Pick<ChatMessage, 'role' | 'content'>> }>> {
   const { rows } = await db.query<ChatRow & { history: Array<Pick<ChatMessage, 'role' | 'content'>> }>(acquirePendingChatsQ, [workerId, limit, historyLimit]);
   return rows.map((r) => ({ chat: toChat(r), history: r.history }));
+}
+
+const setChatRetryQ = namedQuery(
+  'setChatRetry',
+  `UPDATE chats SET generation = generation + 1, retry_attempt = $3, retry_kind = $4, retry_delay_ms = $5::int,
+          retrying_at = now() + make_interval(secs => $5::int / 1000.0)
+    WHERE id = $1 AND worker_id = $2 AND status = 'running' RETURNING ${chatColumns}`,
+);
+
+/**
+ * A retryable failure of `workerId`'s turn: the retry state goes on the row and the next attempt is a new generation.
+ * Undefined when the chat is no longer this worker's.
+ */
+export async function setChatRetry(db: Queryable, chatId: string, workerId: string, attempt: number, kind: ChatErrorKind, delayMs: number): Promise<Chat | undefined> {
+  const { rows } = await db.query<ChatRow>(setChatRetryQ, [chatId, workerId, attempt, kind, delayMs]);
+  return rows[0] && toChat(rows[0]);
+}
+
+const getChatVersionsQ = namedQuery('getChatVersions', 'SELECT id, version FROM chats WHERE id = ANY($1::uuid[])');
+
+/** The versions of the given chats, for the streams' safety net: one read for every chat a replica streams. */
+export async function getChatVersions(db: Queryable, ids: string[], opts?: QueryOptions): Promise<Map<string, number>> {
+  const { rows } = await db.query<{ id: string; version: string }>(getChatVersionsQ, [ids], opts);
+  return new Map(rows.map((r) => [r.id, Number(r.version)]));
 }
 
 const heartbeatChatsQ = namedQuery(

@@ -20,9 +20,15 @@ export async function getQueuedChatMessages(db: Queryable, chatId: string, opts?
   return rows.map(toQueued);
 }
 
-const deleteQueuedChatMessageQ = namedQuery('deleteQueuedChatMessage', 'DELETE FROM chat_queued_messages WHERE chat_id = $1 AND id = $2');
+// The queue is part of what a stream shows: removing from it bumps the chat's version.
+const deleteQueuedChatMessageQ = namedQuery(
+  'deleteQueuedChatMessage',
+  `WITH gone AS (DELETE FROM chat_queued_messages WHERE chat_id = $1 AND id = $2 RETURNING chat_id)
+   UPDATE chats SET version = version + 1 WHERE id IN (SELECT chat_id FROM gone) RETURNING version`,
+);
 
-/** False when the chat holds no such queued message (never queued, deleted, or already promoted to a turn). */
-export async function deleteQueuedChatMessage(db: Queryable, chatId: string, id: number): Promise<boolean> {
-  return ((await db.query(deleteQueuedChatMessageQ, [chatId, id])).rowCount ?? 0) > 0;
+/** The chat's new version; undefined when it holds no such queued message (never queued, deleted, or promoted). */
+export async function deleteQueuedChatMessage(db: Queryable, chatId: string, id: number): Promise<number | undefined> {
+  const { rows } = await db.query<{ version: string }>(deleteQueuedChatMessageQ, [chatId, id]);
+  return rows[0] && Number(rows[0].version);
 }

@@ -22,6 +22,23 @@ export interface Chat {
   archived: boolean;
   createdAt: Date;
   updatedAt: Date;
+  /** The run of the current or last turn: bumped by each claim and each retry, so parts name the run they belong to. */
+  generation: number;
+  /** Bumped by every change a stream shows: a replica compares it to tell which streams missed a notice. */
+  version: number;
+  lastErrorKind: ChatErrorKind | null;
+  /** Set while a retryable provider failure waits for its next attempt. */
+  retry: ChatRetry | null;
+}
+
+/** What went wrong with a turn, as the stream's `error` events name it. */
+export type ChatErrorKind = 'auth' | 'rate_limit' | 'timeout' | 'overloaded' | 'config' | 'generic';
+
+export interface ChatRetry {
+  attempt: number;
+  kind: ChatErrorKind;
+  delayMs: number;
+  retryingAt: Date;
 }
 
 export type ChatRole = 'user' | 'assistant';

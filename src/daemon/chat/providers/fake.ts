@@ -13,7 +13,7 @@ export function fakeProvider(opts: { tokens: number; delayMs: number }): ModelPr
   return {
     async complete({ messages, signal, onPart }: CompletionRequest): Promise<string> {
       const last = messages.findLast((m) => m.role === 'user')?.content ?? '';
-      if (last.includes(fakeFailMarker)) throw new ProviderError('the fake provider was asked to fail');
+      if (last.includes(fakeFailMarker)) throw new ProviderError('generic', 'the fake provider was asked to fail');
       const pieces = [`Fake reply to "${last.slice(0, 40)}".`];
       for (let i = 1; i < opts.tokens; i++) pieces.push(` token${i}`);
       let text = '';

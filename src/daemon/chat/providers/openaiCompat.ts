@@ -1,6 +1,6 @@
 import { request, type Dispatcher } from 'undici';
 
-import { ProviderError, type CompletionRequest, type ModelProvider } from './provider.js';
+import { kindOfStatus, ProviderError, type CompletionRequest, type ModelProvider } from './provider.js';
 
 interface ChunkJson {
   choices?: Array<{ delta?: { content?: string | null } }>;
@@ -16,7 +16,7 @@ interface ChunkJson {
 export function openaiCompatProvider(opts: { timeoutMs: number }): ModelProvider {
   return {
     async complete({ model, messages, signal, onPart }: CompletionRequest): Promise<string> {
-      if (!model.baseUrl) throw new ProviderError(`provider ${model.providerId} has no base URL`);
+      if (!model.baseUrl) throw new ProviderError('config', `provider ${model.providerId} has no base URL`);
       const url = `${model.baseUrl.replace(/\/+$/, '')}/chat/completions`;
       let res: Dispatcher.ResponseData;
       try {
@@ -38,7 +38,10 @@ export function openaiCompatProvider(opts: { timeoutMs: number }): ModelProvider
       }
       if (res.statusCode < 200 || res.statusCode >= 300) {
         const body = await res.body.text().catch(() => '');
-        throw new ProviderError(`${url} answered ${res.statusCode}: ${body.slice(0, 200).trim() || 'no body'}`);
+        throw new ProviderError(kindOfStatus(res.statusCode), `${url} answered ${res.statusCode}: ${body.slice(0, 500).trim() || 'no body'}`, {
+          status: res.statusCode,
+          retryAfterMs: retryAfterMs(res.headers['retry-after']),
+        });
       }
       let text = '';
       let buffered = '';
@@ -62,9 +65,9 @@ export function openaiCompatProvider(opts: { timeoutMs: number }): ModelProvider
             try {
               json = JSON.parse(data) as ChunkJson;
             } catch {
-              throw new ProviderError(`${url} sent a malformed stream event`);
+              throw new ProviderError('generic', `${url} sent a malformed stream event`);
             }
-            if (json.error) throw new ProviderError(`${url} reported: ${json.error.message ?? 'unknown error'}`);
+            if (json.error) throw new ProviderError('generic', `${url} reported: ${json.error.message ?? 'unknown error'}`);
             const piece = json.choices?.[0]?.delta?.content;
             if (piece) {
               text += piece;
@@ -77,7 +80,7 @@ export function openaiCompatProvider(opts: { timeoutMs: number }): ModelProvider
         if (err instanceof ProviderError) throw err;
         throw providerFailure(err, signal, url);
       }
-      throw new ProviderError(`${url} ended the stream without [DONE]`);
+      throw new ProviderError('overloaded', `${url} ended the stream without [DONE]`);
     },
   };
 }
@@ -86,6 +89,17 @@ function providerFailure(err: unknown, signal: AbortSignal, url: string): Error 
   // The turn's own abort (interrupt, shutdown) is not the provider's failure.
   if (signal.aborted) return signal.reason instanceof Error ? signal.reason : new Error('aborted', { cause: err });
   const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return new ProviderError(`${url} stopped answering (timeout)`, { cause: err });
-  return new ProviderError(`cannot reach ${url}: ${code ?? (err as Error).message}`, { cause: err });
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return new ProviderError('timeout', `${url} stopped answering (timeout)`, { cause: err });
+  // A refused or reset connection is a provider that is down or restarting: worth a retry.
+  return new ProviderError('overloaded', `cannot reach ${url}: ${code ?? (err as Error).message}`, { cause: err });
+}
+
+/** Retry-After in seconds or as an HTTP date; undefined when absent or unreadable. */
+function retryAfterMs(header: string | string[] | undefined): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }

@@ -3,13 +3,14 @@ import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
 import type { WebSocket } from 'ws';
 
+import { parseCursor, type StreamCursor } from '../../chat/cursor.js';
 import type { EventSink, ChatStreams } from '../../chat/stream.js';
 import type { Chat } from '../../store/types.js';
-import { ErrUpgradeRequired } from '../errors.js';
+import { ErrInvalidRequest, ErrUpgradeRequired } from '../errors.js';
 import { frameWriter, type FrameWriter } from '../frames.js';
 import type { HttpMetrics } from '../metrics.js';
 import { errorResponses } from '../schemas.js';
-import { ChatParams, Cursor, loadChat } from './chats.js';
+import { ChatParams, loadChat } from './chats.js';
 
 export interface StreamRouteOptions {
   streams: ChatStreams;
@@ -33,6 +34,23 @@ const closePolicy = 1008;
 const upgradeRequired = () => {
   throw new ErrUpgradeRequired();
 };
+
+/** `cursor` as every event carries it; `after_id` alone for a client that holds no parts. */
+const StreamQuery = Type.Object(
+  {
+    after_id: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+    cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}(\\.[0-9]{1,15}\\.[0-9]{1,15})?$', description: 'The `cursor` of the last event received.' })),
+  },
+  { additionalProperties: false },
+);
+
+function streamCursor(q: { after_id?: number; cursor?: string }): StreamCursor {
+  if (q.cursor !== undefined && q.after_id !== undefined) throw new ErrInvalidRequest({ detail: 'send cursor or after_id, not both' });
+  if (q.cursor === undefined) return { afterId: q.after_id ?? 0, generation: 0, seq: 0 };
+  const c = parseCursor(q.cursor);
+  if (!c) throw new ErrInvalidRequest({ detail: 'cursor is not one this server wrote' });
+  return c;
+}
 
 /**
  * Ties the subscription's life to the socket's: pings notice dead peers (a peer that has not answered the last ping
@@ -113,14 +131,14 @@ export function streamRoutes(opts: StreamRouteOptions): FastifyPluginAsync {
       url: '/api/experimental/chats/:chat/stream',
       schema: {
         params: ChatParams,
-        querystring: Type.Object({ after_id: Cursor }, { additionalProperties: false }),
+        querystring: StreamQuery,
         response: errorResponses,
       },
-      preHandler: loadChat(opts.getChat),
+      preHandler: [async (req) => void streamCursor(req.query), loadChat(opts.getChat)],
       handler: upgradeRequired,
       wsHandler: (socket, req) => {
         const { chat } = req;
-        const afterId = req.query.after_id;
+        const cursor = streamCursor(req.query);
         opts.presence?.attach(socket, chat.id, req.user.id);
         let cancel: (() => Promise<void>) | undefined;
         const writer = writerFor(socket, () => void cancel?.());
@@ -131,7 +149,7 @@ export function streamRoutes(opts: StreamRouteOptions): FastifyPluginAsync {
           pingIntervalMs,
           async (signal) => {
             // The middleware's row goes in: no second authorization read (DESIGN §4 step 1).
-            const sub = await opts.streams.subscribeAuthorized({ signal }, chat, afterId, sink);
+            const sub = await opts.streams.subscribeAuthorized({ signal }, chat, cursor, sink);
             cancel = () => sub.cancel();
             return cancel;
           },

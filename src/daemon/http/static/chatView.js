@@ -9,7 +9,11 @@ export function chatView(chatId) {
   const path = `/api/experimental/chats/${encodeURIComponent(chatId)}`;
   let chat;
   let lastId = 0;
+  /** Where to resume: every event carries it, and it is valid on any replica (no repeated or missing text). */
+  let cursor;
   let draft = '';
+  /** The run of the turn the draft belongs to: parts of a newer run start a new draft. */
+  let draftGeneration = 0;
   /**
    * Set when a turn stops: parts the worker sent before it heard of the stop may still arrive, and belong to the
    * turn that ended. The next turn (`pending` or `running`) clears it.
@@ -95,28 +99,32 @@ export function chatView(chatId) {
   let stream;
   const presence = reportPresence((message) => stream?.send(message));
   stream = keepOpen({
-    // Each (re)connect re-reads the chat (its title, and proof it still exists) and resumes after the last message.
+    // Each (re)connect re-reads the chat (its title, and proof it still exists) and resumes at the cursor: the
+    // draft stays, and the stream sends what it lacks, or `preview_reset` when its run will not go on.
     prepare: async () => {
       chat = await api('GET', path);
       title.textContent = chat.title || 'Untitled';
       document.title = `${chat.title} · coder-lite`;
-      // The snapshot repeats the running turn's parts from its start.
-      draft = '';
       showDraft();
       showStatus();
-      return `${path}/stream?after_id=${lastId}`;
+      return cursor ? `${path}/stream?cursor=${encodeURIComponent(cursor)}` : `${path}/stream?after_id=${lastId}`;
     },
     onEvents: (events) =>
       update(() => {
         for (const e of events) {
+          if (e.cursor) cursor = e.cursor;
           if (e.type === 'status') {
             chat = { ...chat, status: e.status, last_error: e.last_error ?? null };
             if (e.status === 'running' || e.status === 'pending') stopped = false;
             else keepInterrupted();
             showStatus();
           } else if (e.type === 'message') addMessage(e.message);
-          else if (e.type === 'message_part' && !stopped) draft += e.text;
-          else if (e.type === 'preview_reset') draft = '';
+          else if (e.type === 'message_part' && !stopped) {
+            if (e.generation !== draftGeneration) draft = '';
+            draftGeneration = e.generation;
+            draft += e.text;
+          } else if (e.type === 'preview_reset') draft = '';
+          else if (e.type === 'retry') lastError.textContent = `The model call failed (${e.kind}); retrying at ${new Date(e.retrying_at).toLocaleTimeString()} (attempt ${e.attempt}).`;
           else if (e.type === 'queue_update') showQueue(e.queued);
           else if (e.type === 'error') lastError.textContent = e.message;
         }
