@@ -79,6 +79,13 @@ export default class Server extends BaseCommand {
       max: 28 * 24 * 3600,
       env: 'CODER_LITE_WEBPUSH_TTL',
     }),
+    'webpush-encryption-threads': intFlag({
+      description: 'Worker threads that encrypt push payloads; 0 encrypts on the main thread.',
+      default: 0,
+      min: 0,
+      max: 64,
+      env: 'CODER_LITE_WEBPUSH_ENCRYPTION_THREADS',
+    }),
     'access-url': httpUrlFlag({ description: 'The URL users reach this daemon at. [default: the listen URL]', env: 'CODER_LITE_ACCESS_URL' }),
     'shutdown-grace': durationFlag({
       description: 'On SIGTERM/SIGINT, how long in-flight requests may take before their connections are cut; a second signal cuts at once.',
@@ -172,6 +179,7 @@ export default class Server extends BaseCommand {
         subject: flags['webpush-subject'],
         allowInsecureEndpoints: flags['webpush-allow-insecure-endpoints'],
         ttlSeconds: flags['webpush-ttl'],
+        encryptionThreads: flags['webpush-encryption-threads'],
       },
     });
     if (human) process.stderr.write(banner(daemon, { dataDir, embedded: !flags['postgres-url'], pubsub: flags.pubsub, accessUrl: flags['access-url'] }));

@@ -47,7 +47,7 @@ import type { Pubsub } from './pubsub/pubsub.js';
 import { startWatchdog, type WatchdogOptions } from './pubsub/watchdog.js';
 import { countChatsByStatus, getChatByID, getChatVersions } from './store/chats.js';
 import { getAPIKeyWithUser } from './store/apiKeys.js';
-import { notificationQueueUsage, ping } from './store/health.js';
+import { getBackendPid, getServerVersion, notificationQueueUsage, ping } from './store/health.js';
 import { getChatMessagePage } from './store/messages.js';
 import { getQueuedChatMessages } from './store/queue.js';
 import { deleteWebpushSubscriptionsByIDs, getWebpushSubscriptionsByUserID, markWebpushSubscriptionsSucceeded } from './store/webpush.js';
@@ -56,6 +56,7 @@ import { Authenticator, UserAdmin } from './users/service.js';
 import { coderLikeTurnReads } from './webpush/coderLikeReads.js';
 import type { WebpushConfig } from './webpush/config.js';
 import { PushDispatcher } from './webpush/dispatcher.js';
+import { EncryptPool } from './webpush/encryptPool.js';
 import { createWebpushMetrics } from './webpush/metrics.js';
 import { PresenceTracker } from './webpush/presence.js';
 import { WebpushService } from './webpush/service.js';
@@ -114,8 +115,10 @@ export interface Daemon {
   pubsub: Pubsub;
   chats: { service: ChatService; streams: ChatStreams; parts: LocalParts; relay: PartsRelay; worker: ChatWorker; configCache: ConfigCache; models: ModelAdmin };
   auth: { cache: APIKeyCache; sockets: SocketRegistry; admin: UserAdmin };
-  /** Absent when Web Push is off. */
-  webpush?: { service: WebpushService; vapid: VapidKeyHolder; turnPush: TurnPush; presence: PresenceTracker };
+  /** Absent when Web Push is off. `threadIds`: the OS threads push encryption runs on besides the main one. */
+  webpush?: { service: WebpushService; vapid: VapidKeyHolder; turnPush: TurnPush; presence: PresenceTracker; threadIds(): number[] };
+  /** What the database says of itself: its version, and one backend's pid (the scaletest finds the postmaster by it). */
+  databaseInfo(): Promise<{ serverVersion: string; backendPid: number }>;
   /** Resolves with an error when a part fails fatally (the process should exit non-zero). */
   fatal: Promise<Error>;
   /**
@@ -314,6 +317,7 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
       chats: { service: chatService, streams, parts, relay, worker, configCache, models },
       auth: { cache: auth.cache, sockets: auth.sockets, admin: auth.admin },
       webpush,
+      databaseInfo: async () => ({ serverVersion: await getServerVersion(db), backendPid: await getBackendPid(db) }),
       fatal,
       close: (g?: AbortSignal) => {
         if (g) grace = g;
@@ -404,6 +408,7 @@ async function startWebpush(config: DaemonConfig, db: Database, pubsub: Pubsub, 
     timeoutMs: c.timeoutMs,
     allowPrivateAddresses: c.allowInsecureEndpoints,
     ttlSeconds: c.ttlSeconds,
+    encryptor: c.encryptionThreads ? new EncryptPool(c.encryptionThreads) : undefined,
   });
   life.defer('web push dispatcher', () => dispatcher.close());
   const service = new WebpushService(db, cache, dispatcher, logger);
@@ -427,7 +432,7 @@ async function startWebpush(config: DaemonConfig, db: Database, pubsub: Pubsub, 
   });
   // Runs after the worker has stopped (stops run in reverse), so the last turns' pushes are sent.
   life.defer('pushes after turns', () => turnPush.drain());
-  return { service, vapid, turnPush, presence, metrics };
+  return { service, vapid, turnPush, presence, metrics, threadIds: () => dispatcher.threadIds() };
 }
 
 /** https, or plain http on loopback (which browsers also count as a secure context). */

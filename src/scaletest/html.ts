@@ -33,7 +33,7 @@ export interface Series {
 
 const W = 720;
 const H = 260;
-// Room above the plot for the title and a legend of up to two series.
+// Room above the plot for the title and a legend of up to three series.
 const pad = { left: 56, right: 16, top: 46, bottom: 40 };
 
 /** A line chart over time; each series is a polyline. */
@@ -132,6 +132,7 @@ function row(cells: Array<string | number>, cls?: string): string {
 
 export function renderHtml(r: ScaletestReport): string {
   const c = r.config;
+  const m = r.meta;
   const verdict = r.passed ? 'pass' : r.interrupted ? 'interrupted' : 'fail';
   const card = (value: string, label: string) => `<div class="card"><b>${esc(value)}</b><span>${esc(label)}</span></div>`;
   const tl = r.timeline;
@@ -143,6 +144,14 @@ export function renderHtml(r: ScaletestReport): string {
     { name: 'turns/s', color: '#59a14f', points: tl.map((p) => [p.t, p.turnsPerSecond]) },
     { name: 'active chats / 10', color: '#bab0ac', points: tl.map((p) => [p.t, p.activeChats / 10]) },
   ]);
+  // An interval in which no turn finished has no percentiles: it is left out rather than drawn as 0 ms.
+  const finished = tl.filter((p) => p.turnDurationMs.p99 > 0);
+  const latencyOverTime = lineChart('Turn duration over time', 'ms', [
+    { name: 'p50', color: '#4e79a7', points: finished.map((p) => [p.t, p.turnDurationMs.p50]) },
+    { name: 'p95', color: '#f28e2b', points: finished.map((p) => [p.t, p.turnDurationMs.p95]) },
+    { name: 'p99', color: '#e15759', points: finished.map((p) => [p.t, p.turnDurationMs.p99]) },
+  ]);
+  const ms = (v: number | undefined) => (v !== undefined ? `${v} ms` : 'unknown');
   const lat = latencyChart([
     ['time to running', r.latency.timeToRunning],
     ['time to first part', r.latency.timeToFirstPart],
@@ -162,6 +171,7 @@ export function renderHtml(r: ScaletestReport): string {
 <p class="muted">${esc(r.startedAt)} · ${c.chats} chats × ${c.turns} turns · ${c.users} users · ${c.pushSubscriptionsPerUser} push subscription(s) per user ·
 concurrency ${c.concurrency} · LLM ${c.llmTokens} tokens after ${c.llmLatencyMs} ms · ${c.target === 'remote' ? `${(c.urls ?? []).length > 1 ? 'replicas' : 'daemon'} ${esc((c.urls ?? []).join(' + '))}` : 'in-process daemon'}${c.postgresPoolMax ? ` · pool max ${c.postgresPoolMax}` : ''} ·
 config cache ${c.configCache ? 'on' : '<b>off</b>'} · subscription cache ${c.subscriptionCache ? 'on' : '<b>off</b>'}</p>
+<p class="muted">coder-lite ${esc(m.version)}${m.gitCommit ? ` (${esc(m.gitCommit.slice(0, 12))})` : ''} · Node ${esc(m.node)} · PostgreSQL ${esc(m.postgres ?? 'unknown')} · ${m.hostCores} cores · <code>${esc(m.commandLine)}</code></p>
 <div class="cards">
 ${card(`${r.chats.passed}/${r.chats.total}`, 'chats passed')}
 ${card(`${r.turns.completed}/${r.turns.total}`, 'turns')}
@@ -170,6 +180,8 @@ ${card(r.turns.perSecond.toFixed(1), 'turns/s')}
 ${card(`${r.pool.acquireWaitMs.p99} ms`, 'pool acquire wait p99')}
 ${card(r.queries.perTurn.toFixed(2), 'queries per turn')}
 ${card(`${r.push.received}/${r.push.expected}`, 'pushes received')}
+${card(ms(r.cpu.daemonMsPerTurn), 'daemon CPU per turn')}
+${card(ms(r.cpu.postgresMsPerTurn), 'PostgreSQL CPU per turn')}
 </div>
 ${failures.length > 0 ? `<h2>Failures</h2><table><tr><th>kind</th><th>chats</th></tr>${failures.map((k) => row([failureLabels[k], r.failures[k]!])).join('')}</table>
 <ul>${r.failureSamples.map((s) => `<li>${esc(failureLabels[s.kind])}: ${esc(s.message)}</li>`).join('')}</ul>` : ''}
@@ -190,8 +202,19 @@ ${row(['total', r.queries.total, r.queries.perTurn])}
 </table>
 <p class="muted">Highlighted: the reads that starved Coder's pool; ≈ 0 per turn with the caches on.</p>
 <h2>Latency</h2>
+${latencyOverTime}
+<p class="muted">Percentiles of the turns that finished in each ${r.meta.sampleIntervalMs} ms interval.</p>
 ${lat}
 <table><tr><th>ms</th><th>count</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>${latRows.join('')}</table>
+<h2>CPU</h2>
+<table>
+${row(['daemon CPU (s)', r.cpu.daemonSeconds ?? 'unknown'])}${row(['daemon CPU per turn (ms)', r.cpu.daemonMsPerTurn ?? 'unknown'])}
+${r.cpu.mainThreadMsPerTurn !== undefined ? row(['of which the main thread (ms)', r.cpu.mainThreadMsPerTurn]) : ''}
+${row(['PostgreSQL CPU (s)', r.cpu.postgresSeconds ?? 'unknown'])}${row(['PostgreSQL CPU per turn (ms)', r.cpu.postgresMsPerTurn ?? 'unknown'])}
+</table>
+<p class="muted">From the release of the runners to the end of the push drain. Daemon: ${
+    r.cpu.daemonSource === 'threads' ? 'its main thread and push-encryption threads in this process' : "the remote daemon's process_cpu_seconds_total"
+  }; PostgreSQL: the postmaster and its children, when the cluster runs on this host.</p>
 <h2>Pubsub, push, LLM</h2>
 <table>
 ${row(['pubsub notices', r.pubsub.publishes])}${row(['pubsub flushes', r.pubsub.flushes])}${row(['notices per flush', r.pubsub.messagesPerFlush])}

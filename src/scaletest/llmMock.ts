@@ -19,6 +19,8 @@ export interface LlmMockOptions {
   tokenDelayMs?: number;
   /** When set, requests must carry `Authorization: Bearer <apiKey>` (401 otherwise). */
   apiKey?: string;
+  /** Where the counters live (see `statsFrom`): on a SharedArrayBuffer, another thread reads them as they change. */
+  counters?: Int32Array;
 }
 
 export interface LlmMockStats {
@@ -29,6 +31,14 @@ export interface LlmMockStats {
   /** Requests refused (bad path, body, key) or abandoned by the client mid-reply. */
   failed: number;
   tokens: number;
+}
+
+/** The order of LlmMockStats' figures in a counters array. */
+const counterNames = ['requests', 'completed', 'failed', 'tokens'] as const;
+export const llmMockCounters = counterNames.length;
+
+export function statsFrom(counters: Int32Array): LlmMockStats {
+  return Object.fromEntries(counterNames.map((name, i) => [name, Atomics.load(counters, i)])) as unknown as LlmMockStats;
 }
 
 export interface LlmMock {
@@ -115,31 +125,32 @@ export async function startLlmMock(opts: LlmMockOptions = {}): Promise<LlmMock> 
   const latencyMs = opts.latencyMs ?? 0;
   const tokenCount = opts.tokens ?? 8;
   const tokenDelayMs = opts.tokenDelayMs ?? 0;
-  const stats: LlmMockStats = { requests: 0, completed: 0, failed: 0, tokens: 0 };
+  const counters = opts.counters ?? new Int32Array(llmMockCounters);
+  const count = (name: (typeof counterNames)[number], n = 1) => Atomics.add(counters, counterNames.indexOf(name), n);
   let nextId = 0;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '').split('?')[0];
     if (req.method !== 'POST' || (path !== '/v1/chat/completions' && path !== '/chat/completions')) {
-      stats.failed++;
+      count('failed');
       return sendError(res, 404, `no route ${req.method} ${path}`);
     }
     if (opts.apiKey !== undefined && req.headers.authorization !== `Bearer ${opts.apiKey}`) {
-      stats.failed++;
+      count('failed');
       return sendError(res, 401, 'invalid API key');
     }
     let body: ChatRequest;
     try {
       body = JSON.parse(await readBody(req, 4 * 1024 * 1024)) as ChatRequest;
     } catch (err) {
-      stats.failed++;
+      count('failed');
       return sendError(res, 400, `invalid request body: ${(err as Error).message}`);
     }
     if (!Array.isArray(body?.messages)) {
-      stats.failed++;
+      count('failed');
       return sendError(res, 400, 'messages must be an array');
     }
-    stats.requests++;
+    count('requests');
     const model = typeof body.model === 'string' && body.model !== '' ? body.model : mockModel;
     const tokens = mockReply(lastUserText(body.messages), tokenCount);
     const id = `chatcmpl-mock-${++nextId}`;
@@ -150,7 +161,7 @@ export async function startLlmMock(opts: LlmMockOptions = {}): Promise<LlmMock> 
     let finished = false;
     res.on('close', () => {
       for (const t of timers) clearTimeout(t);
-      if (!finished) stats.failed++;
+      if (!finished) count('failed');
     });
     const after = (ms: number, fn: () => void) => {
       if (ms <= 0) return fn();
@@ -162,8 +173,8 @@ export async function startLlmMock(opts: LlmMockOptions = {}): Promise<LlmMock> 
     };
     const done = () => {
       finished = true;
-      stats.completed++;
-      stats.tokens += tokens.length;
+      count('completed');
+      count('tokens', tokens.length);
     };
 
     if (body.stream !== true) {
@@ -210,7 +221,7 @@ export async function startLlmMock(opts: LlmMockOptions = {}): Promise<LlmMock> 
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      stats.failed++;
+      count('failed');
       if (!res.headersSent) sendError(res, 500, (err as Error).message);
       else res.destroy();
     });
@@ -229,7 +240,7 @@ export async function startLlmMock(opts: LlmMockOptions = {}): Promise<LlmMock> 
   return {
     baseUrl: `http://${host}:${addr.port}/v1`,
     model: mockModel,
-    stats: () => ({ ...stats }),
+    stats: () => statsFrom(counters),
     close: () =>
       (closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -1,5 +1,6 @@
 import type { LatencySummary } from '../daemon/observability/quantiles.js';
 import type { DbStats } from '../daemon/postgres/pool.js';
+import { clusterCpuSeconds, threadsCpuSeconds } from './cpu.js';
 import { Scrape } from './promText.js';
 
 /**
@@ -37,6 +38,12 @@ export interface DaemonFigures {
   cacheMisses: number;
   /** Seconds spent per query name (the sum of `coderlite_db_query_duration_seconds`). */
   querySeconds: Record<string, number>;
+  /** CPU seconds of the daemon: its threads in process, its process_cpu_seconds_total remotely; undefined when unknown. */
+  daemonCpuSeconds?: number;
+  /** In process: of those, the main thread's (its event loop serves every request, stream and query). */
+  mainThreadCpuSeconds?: number;
+  /** CPU seconds of the PostgreSQL cluster when it runs on this host; undefined when unknown. */
+  postgresCpuSeconds?: number;
   /** Cumulative buckets of `coderlite_chat_part_relay_seconds`: parts that crossed replicas. */
   partRelayBuckets: Array<[number, number]>;
 }
@@ -65,13 +72,22 @@ export interface InProcessDaemon {
   registry: { metrics(): Promise<string> };
 }
 
-export function inProcessProbe(daemon: InProcessDaemon): DaemonProbe {
+/** Where an in-process daemon's CPU time is read: the OS threads it runs on, and its cluster's postmaster if local. */
+export interface CpuSources {
+  threadIds(): number[];
+  postmasterPid?: number;
+}
+
+export function inProcessProbe(daemon: InProcessDaemon, cpu?: CpuSources): DaemonProbe {
   return {
     source: 'in-process',
     async figures() {
       const st = daemon.db.stats();
       const scrape = Scrape.parse(await daemon.registry.metrics());
       return {
+        daemonCpuSeconds: cpu ? await threadsCpuSeconds(cpu.threadIds()) : undefined,
+        mainThreadCpuSeconds: cpu ? await threadsCpuSeconds([process.pid]) : undefined,
+        postgresCpuSeconds: cpu?.postmasterPid !== undefined ? await clusterCpuSeconds(cpu.postmasterPid) : undefined,
         queries: st.queries,
         acquires: st.acquires,
         waitCount: st.waitCount,
@@ -102,6 +118,8 @@ export function remoteProbe(baseUrl: string, opts: { timeoutMs?: number } = {}):
         acquires: buckets.at(-1)?.[1] ?? 0,
         waitCount: s.sum('coderlite_db_pool_wait_count_total'),
         acquireWaitBuckets: buckets,
+        // prom-client's default metrics: the whole daemon process (a remote daemon runs nothing else).
+        daemonCpuSeconds: s.samples.some((x) => x.name === 'process_cpu_seconds_total') ? s.sum('process_cpu_seconds_total') : undefined,
         ...registryFigures(s),
       };
     },
@@ -142,6 +160,8 @@ export function combinedProbe(probes: DaemonProbe[]): DaemonProbe {
         cacheMisses: sum((f) => f.cacheMisses),
         querySeconds: addRecords(fs.map((f) => f.querySeconds)),
         partRelayBuckets: addBuckets(fs.map((f) => f.partRelayBuckets)),
+        // The replicas' processes together; unknown when one of them does not say.
+        daemonCpuSeconds: fs.every((f) => f.daemonCpuSeconds !== undefined) ? sum((f) => f.daemonCpuSeconds!) : undefined,
       };
     },
     async sample() {

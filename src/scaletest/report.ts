@@ -24,6 +24,7 @@ export interface ScaletestReport {
   pubsub: { publishes: number; flushes: number; messagesPerFlush: number };
   push: PushReport;
   llm: { requests: number; completed: number; failed: number };
+  cpu: CpuReport;
   parts: PartsReport;
   thresholds: ThresholdResult[];
   timeline: TimelinePoint[];
@@ -52,7 +53,7 @@ export interface RunMetadata {
   gitCommit?: string;
   commandLine: string;
   node: string;
-  /** `SHOW server_version` of the daemon's database (in process only). */
+  /** `SHOW server_version` of the daemon's database; `unknown (remote)` for a --url run. */
   postgres?: string;
   hostCores: number;
   /** The sampling interval of the timeline. */
@@ -110,6 +111,23 @@ export interface PoolReport {
   /** Acquisitions that found the pool exhausted and queued. */
   waitCount: number;
   acquireWaitMs: { p50: number; p99: number; max: number };
+}
+
+/** CPU time spent from the release of the runners to the end of the push drain; a figure is absent when unknown. */
+export interface CpuReport {
+  /**
+   * `threads`: the in-process daemon's main thread and push-encryption threads (the clients and the push sink run on
+   * threads of their own; V8's shared GC helper threads are counted by nobody); `process`: a remote daemon's
+   * `process_cpu_seconds_total`.
+   */
+  daemonSource: 'threads' | 'process';
+  daemonSeconds?: number;
+  daemonMsPerTurn?: number;
+  /** In process: the main thread's part of daemonMsPerTurn (the rest is push encryption on worker threads). */
+  mainThreadMsPerTurn?: number;
+  /** The postmaster, its live children and those it reaped; only when the cluster runs on this host (Linux /proc). */
+  postgresSeconds?: number;
+  postgresMsPerTurn?: number;
 }
 
 export interface QueryRow {
@@ -197,7 +215,11 @@ export interface ScaletestSummary {
   turnsPerSecond: number;
   poolAcquireWaitP99Ms: number;
   poolPeakWaiting: number;
+  poolAcquiresPerTurn: number;
   queriesPerTurn: number;
+  daemonCpuMsPerTurn?: number;
+  mainThreadCpuMsPerTurn?: number;
+  postgresCpuMsPerTurn?: number;
   starvingQueriesPerTurn: Record<string, number>;
   pushesExpected: number;
   pushesReceived: number;
@@ -219,7 +241,12 @@ export function summarize(r: ScaletestReport): ScaletestSummary {
     turnsPerSecond: r.turns.perSecond,
     poolAcquireWaitP99Ms: r.pool.acquireWaitMs.p99,
     poolPeakWaiting: r.pool.peakWaiting,
+    poolAcquiresPerTurn: r.pool.acquiresPerTurn,
     queriesPerTurn: r.queries.perTurn,
+    // `scaletest compare` also reads reports of older runs, made before CPU was measured.
+    daemonCpuMsPerTurn: r.cpu?.daemonMsPerTurn,
+    mainThreadCpuMsPerTurn: r.cpu?.mainThreadMsPerTurn,
+    postgresCpuMsPerTurn: r.cpu?.postgresMsPerTurn,
     starvingQueriesPerTurn: Object.fromEntries(starvingQueries.map((q) => [q, perTurn.get(q) ?? 0])),
     pushesExpected: r.push.expected,
     pushesReceived: r.push.received,
@@ -254,6 +281,13 @@ function table(headers: string[], rows: string[][], alignRight: boolean[]): stri
       .join('  ')
       .trimEnd();
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
+}
+
+function cpuLine(c: CpuReport): string {
+  const daemonWhat = c.daemonSource === 'threads' ? `main thread ${c.mainThreadMsPerTurn?.toFixed(3) ?? '?'} + push threads` : 'process_cpu_seconds_total';
+  const daemon = c.daemonMsPerTurn !== undefined ? `${c.daemonMsPerTurn.toFixed(3)} ms/turn (${daemonWhat}, ${c.daemonSeconds} s)` : 'unknown';
+  const postgres = c.postgresMsPerTurn !== undefined ? `${c.postgresMsPerTurn.toFixed(3)} ms/turn (${c.postgresSeconds} s)` : 'unknown';
+  return `daemon ${daemon}, PostgreSQL ${postgres}`;
 }
 
 /** The human report on stdout. */
@@ -333,6 +367,7 @@ export function formatText(r: ScaletestReport): string {
   if (pairs.length > 1 || (pairs[0] && pairs[0][0] !== '1→1')) {
     for (const [pair, c] of pairs.sort()) out.push(`          replicas ${pair}: ${num(c.received)} of ${num(c.sent)}, ${num(c.gaps)} missing, ${num(c.duplicates)} duplicated`);
   }
+  out.push(`CPU       ${cpuLine(r.cpu)}`);
   out.push(`LLM mock  ${num(r.llm.requests)} requests, ${num(r.llm.completed)} completed, ${num(r.llm.failed)} failed`);
   if (r.cleanup) {
     out.push(

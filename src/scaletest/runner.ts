@@ -13,7 +13,8 @@ import { createUserWithToken } from '../daemon/users/service.js';
 import { ChatRunner, type ChatOwner, type ChatRunnerOptions, type RunProgress } from './chatRunner.js';
 import type { ChatRunnerLike } from './chatRunnerProtocol.js';
 import { ThreadChatRunner } from './threadChatRunner.js';
-import { startLlmMock, type LlmMock } from './llmMock.js';
+import { localPostmasterOf } from './cpu.js';
+import { startLlmMock, type LlmMock, type LlmMockOptions } from './llmMock.js';
 import { combinedProbe, inProcessProbe, remoteProbe, type DaemonFigures, type DaemonProbe, type PoolSample } from './probe.js';
 import { bucketDelta, histogramMaxBound, histogramQuantile } from './promText.js';
 import {
@@ -22,6 +23,7 @@ import {
   queryRows,
   round,
   type FailureKind,
+  type CpuReport,
   type PartsReport,
   type PoolReport,
   type ReportConfig,
@@ -92,10 +94,14 @@ export interface ScaletestOptions {
   /** How often progress and the timeline are sampled. Default 250 ms. */
   sampleIntervalMs?: number;
   onProgress?: (p: LiveProgress) => void;
+  /** Starts the in-process daemon's LLM mock (the CLI runs it on a thread of its own). Default: on this thread. */
+  startLlmMock?: (opts: LlmMockOptions) => Promise<LlmMock>;
   /** Starts the push sink; required when pushSubscriptionsPerUser > 0. */
   startPushSink?: () => Promise<PushSink>;
   /** Run the chat clients on a thread of their own (needs the built JavaScript: the CLI sets it). */
   clientThread?: boolean;
+  /** In-process only: worker threads for push encryption (0: on the daemon's main thread). */
+  pushEncryptionThreads?: number;
   /** In-process only: lets a caller add to the daemon's config (tests). */
   daemonOverrides?: Partial<DaemonConfig>;
 }
@@ -140,6 +146,8 @@ interface Harness {
   owners: ChatOwner[];
   /** Push subscriptions made, for the cleanup of a --url run. */
   subscriptions: Array<{ token: string; endpoint: string }>;
+  /** `SHOW server_version`, or why it is not known. */
+  postgresVersion: string;
   close(): Promise<void>;
 }
 
@@ -192,10 +200,12 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
       }
       const { owners, subscriptions } = await subscribeOwners(target.urls[0]!, [target.token], opts.pushSubscriptionsPerUser, sink);
       const probe = target.urls.length === 1 ? remoteProbe(target.urls[0]!) : combinedProbe(target.urls.map((u) => remoteProbe(u)));
-      return { baseUrls: target.urls, probe, llm, sink, owners, subscriptions, close };
+      // Without database access of its own, a --url run cannot ask PostgreSQL anything.
+      return { baseUrls: target.urls, probe, llm, sink, owners, subscriptions, postgresVersion: 'unknown (remote)', close };
     }
 
-    const llm = await life.start('LLM mock', () => startLlmMock({ latencyMs: opts.llmLatencyMs, tokens: opts.llmTokens }), (l) => l.close());
+    const startMock = opts.startLlmMock ?? startLlmMock;
+    const llm = await life.start('LLM mock', () => startMock({ latencyMs: opts.llmLatencyMs, tokens: opts.llmTokens }), (l) => l.close());
     let dataDir = '/nonexistent-unused';
     if (!target.postgresUrl) {
       // A throwaway cluster: durability is worth nothing here, and the disk's flush rate is not what is measured.
@@ -226,6 +236,7 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
         subscriptionCacheDisabled: !opts.subscriptionCache,
         // Coder's push path re-reads the chat, its last message and the model config after each turn.
         uncachedTurnPush: !opts.configCache,
+        encryptionThreads: opts.pushEncryptionThreads,
       },
       ...opts.daemonOverrides,
     }), (d) => d.close());
@@ -235,7 +246,11 @@ async function startHarness(opts: ScaletestOptions, users: number): Promise<Harn
       tokens[i] = (await createUserWithToken(daemon.db, `scaletest-${runId}-${i}`, undefined)).token;
     });
     const { owners, subscriptions } = await subscribeOwners(daemon.url, tokens, opts.pushSubscriptionsPerUser, sink);
-    return { baseUrls: [daemon.url], probe: inProcessProbe(daemon), llm, sink, owners, subscriptions, close };
+    const db = await daemon.databaseInfo();
+    // The daemon is this process's main thread (the clients, the sink and the mock have threads of their own under the
+    // CLI) plus its push threads.
+    const cpu = { threadIds: () => [process.pid, ...(daemon.webpush?.threadIds() ?? [])], postmasterPid: await localPostmasterOf(db.backendPid) };
+    return { baseUrls: [daemon.url], probe: inProcessProbe(daemon, cpu), llm, sink, owners, subscriptions, postgresVersion: db.serverVersion, close };
   });
 }
 
@@ -466,7 +481,7 @@ function buildReport(ctx: RunContext, m: Measured): ScaletestReport {
   const llm = harness.llm?.stats() ?? { requests: 0, completed: 0, failed: 0 };
   const report: ScaletestReport = {
     startedAt: m.startedAt,
-    meta: { ...opts.meta, sampleIntervalMs: opts.sampleIntervalMs ?? defaultSampleIntervalMs },
+    meta: { ...opts.meta, postgres: harness.postgresVersion, sampleIntervalMs: opts.sampleIntervalMs ?? defaultSampleIntervalMs },
     config,
     interrupted: ctx.interrupted(),
     elapsedSeconds: round(elapsedSeconds, 3),
@@ -496,6 +511,7 @@ function buildReport(ctx: RunContext, m: Measured): ScaletestReport {
       cacheHitRate: hits + misses > 0 ? round(hits / (hits + misses), 4) : 0,
     },
     llm: { requests: llm.requests, completed: llm.completed, failed: llm.failed },
+    cpu: cpuReport(harness.probe.source, before, after, turns),
     parts: partsReport(runner.parts, bucketDelta(after.partRelayBuckets, before.partRelayBuckets)),
     thresholds: [],
     timeline: m.timeline,
@@ -533,6 +549,20 @@ async function cleanUpRemote(ctx: RunContext): Promise<NonNullable<ScaletestRepo
     if (res?.ok) unsubscribed++;
   });
   return { chatsArchived: archived, chatsLeft: created.length - archived, pushSubscriptionsDeleted: unsubscribed, skipped: false };
+}
+
+function cpuReport(source: DaemonProbe['source'], before: DaemonFigures, after: DaemonFigures, turns: number): CpuReport {
+  const spent = (a?: number, b?: number) => (a !== undefined && b !== undefined ? a - b : undefined);
+  const daemon = spent(after.daemonCpuSeconds, before.daemonCpuSeconds);
+  const main = spent(after.mainThreadCpuSeconds, before.mainThreadCpuSeconds);
+  const postgres = spent(after.postgresCpuSeconds, before.postgresCpuSeconds);
+  const perTurn = (seconds: number) => (turns > 0 ? round((seconds * 1000) / turns, 3) : 0);
+  return {
+    daemonSource: source === 'in-process' ? 'threads' : 'process',
+    ...(daemon !== undefined ? { daemonSeconds: round(daemon, 2), daemonMsPerTurn: perTurn(daemon) } : {}),
+    ...(main !== undefined ? { mainThreadMsPerTurn: perTurn(main) } : {}),
+    ...(postgres !== undefined ? { postgresSeconds: round(postgres, 2), postgresMsPerTurn: perTurn(postgres) } : {}),
+  };
 }
 
 function partsReport(byPair: ChatRunnerLike['parts'], relay: Array<[number, number]>): PartsReport {

@@ -70,3 +70,53 @@ export async function runScript(script: string, env: Record<string, string>): Pr
   clearTimeout(killer);
   return { code, stderr, output: stdout ? (JSON.parse(stdout) as unknown) : undefined };
 }
+
+export interface PtyServer {
+  url: string;
+  /** Everything the terminal showed so far (stdout and stderr share it), without carriage returns. */
+  output(): string;
+  /** SIGTERM to the server, then the end of the terminal's session (which ends with it). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `coder-lite server` (dist) on a pseudo-terminal, as a person at a terminal would (util-linux `script`), and
+ * resolves once it logs that it is listening, in either log format, and has answered a request: its event loop is
+ * then past the start (banner written, signal handlers in place), so a SIGTERM shuts it down gracefully.
+ */
+export function startServerOnPty(args: string[], opts: { env?: Record<string, string> } = {}): Promise<PtyServer> {
+  const quote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+  const command = [process.execPath, binPath, 'server', '--http-address', '127.0.0.1:0', ...args].map(quote).join(' ');
+  const child = spawn('script', ['-qec', command, '/dev/null'], {
+    env: { ...process.env, OCLIF_SKIP_NEW_VERSION_CHECK: 'true', NO_COLOR: '1', ...opts.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  return new Promise((resolve, reject) => {
+    let found = false;
+    child.stdout.on('data', (d: Buffer) => {
+      output += d.toString().replaceAll('\r', '');
+      // pino-pretty writes `url: "http://…"` under the message, JSON `"url":"http://…"`.
+      const m = /coder-lite is listening[^]*?url"?: ?"(http:\/\/[^"]+)"|"url":"(http:\/\/[^"]+)","version"/.exec(output);
+      if (!m || found) return;
+      found = true;
+      const url = (m[1] ?? m[2])!;
+      // The server's own pid (pino logs it): `script` stops relaying output once it is signalled itself.
+      const pid = Number(/"pid":(\d+)|INFO \((\d+)\)/.exec(output)!.slice(1).find(Boolean));
+      fetch(`${url}/healthz`)
+        .then(() =>
+          resolve({
+            url,
+            output: () => output,
+            stop: async () => {
+              process.kill(pid, 'SIGTERM');
+              await exited;
+            },
+          }),
+        )
+        .catch(reject);
+    });
+    void exited.then(() => reject(new Error(`server exited before listening: ${output}`)));
+  });
+}

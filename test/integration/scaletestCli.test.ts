@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import type { ScaletestReport, ScaletestSummary } from '../../src/scaletest/report.js';
 import { binPath, runCli } from '../helpers/cli.js';
+import { createTestDatabase } from '../helpers/db.js';
 import { startFakeChatApi, type FakeChatApi } from '../helpers/fakeChatApi.js';
 
 function summaryOf(stdout: string): ScaletestSummary {
@@ -24,6 +25,20 @@ afterEach(async () => {
 const remote = (url: string) => ['scaletest', 'run', '--url', url, '--token', 't1', '--push-subscriptions-per-user', '0', '--llm-latency', '0'];
 
 describe('scaletest run (CLI)', () => {
+  it('runs in process with its load on threads of its own (clients, push sink, LLM mock) and push encryption on one', async () => {
+    const { url } = await createTestDatabase();
+    const res = await runCli(['scaletest', 'run', '--postgres-url', url, '--chats', '10', '--turns', '2', '--llm-latency', '0', '--push-encryption-threads', '1', '--json']);
+    expect(res.code, res.stderr).toBe(0);
+    const report = JSON.parse(res.stdout.split('\n')[0]!) as ScaletestReport;
+    expect(report.chats).toEqual({ total: 10, passed: 10, failed: 0 });
+    expect(report.llm).toEqual({ requests: 20, completed: 20, failed: 0 });
+    expect(report.push).toMatchObject({ expected: 20, received: 20, failed: 0 });
+    expect(report.meta.postgres).toMatch(/^\d+/);
+    expect(report.cpu.daemonSource).toBe('threads');
+    expect(report.cpu.daemonMsPerTurn).toBeGreaterThan(0);
+    expect(summaryOf(res.stdout).daemonCpuMsPerTurn).toBe(report.cpu.daemonMsPerTurn);
+  });
+
   it('refuses flags that cannot work with exit 2 and one line', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['--chats', '0'], /invalid --chats "0": expected a whole number from 1/],
@@ -60,8 +75,9 @@ describe('scaletest run (CLI)', () => {
     expect(res.stderr).toMatch(/scaletest: [\d.]+s turns 90\/90/);
     expect(res.stderr).toContain(`wrote the HTML report to ${html}`);
     const page = await readFile(html, 'utf8');
-    expect(page.match(/<svg /g)).toHaveLength(3);
+    expect(page.match(/<svg /g)).toHaveLength(4);
     expect(page).toContain('Turns per second');
+    expect(page).toContain('Turn duration over time');
     expect(page).toContain('DB pool over time');
     expect(page).toContain('Latency percentiles (ms)');
   });

@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { silentLogger } from '../../src/daemon/observability/logger.js';
+import { namedQuery } from '../../src/daemon/postgres/pool.js';
 import { startPushSink } from '../../src/scaletest/pushSink.js';
 import { starvingQueries, summarize, type ScaletestReport } from '../../src/scaletest/report.js';
 import { runScaletest, type ScaletestOptions } from '../../src/scaletest/runner.js';
@@ -41,6 +42,11 @@ describe('scaletest against a real daemon', () => {
     for (const q of starvingQueries) expect(perTurn(report, q), q).toBeLessThan(0.1);
     expect(report.push).toMatchObject({ expected: 150, received: 150 });
     expect(report.pool.acquires).toBeGreaterThan(0);
+    // The daemon's threads and the local cluster both did work for these turns; the version is PostgreSQL's own.
+    expect(report.meta.postgres).toMatch(/^\d+(\.\d+)?/);
+    expect(report.cpu.daemonSource).toBe('threads');
+    expect(report.cpu.daemonMsPerTurn).toBeGreaterThan(0);
+    expect(report.cpu.postgresMsPerTurn).toBeGreaterThan(0);
     const s = summarize(report);
     expect(s.pass + s.fail).toBe(s.total);
     expect(s.passed).toBe(true);
@@ -63,7 +69,7 @@ describe('scaletest against a real daemon', () => {
       '--postgres-url', url, '--chat-provider', 'openai-compat', '--llm-base-url', `http://127.0.0.1:${llmPort}/v1`, '--webpush-allow-insecure-endpoints',
     ]);
     try {
-      const { token } = await createTestUser({ db });
+      const { user, token } = await createTestUser({ db });
       const res = await runCli(['scaletest', 'run', '--url', server.url, '--token', token, '--llm-address', `127.0.0.1:${llmPort}`, '--chats', '10', '--turns', '2', '--json']);
       expect(res.code, res.stderr).toBe(0);
       const report = JSON.parse(res.stdout.split('\n')[0]!) as ScaletestReport;
@@ -72,6 +78,17 @@ describe('scaletest against a real daemon', () => {
       expect(report.pool.acquires).toBeGreaterThan(0);
       expect(perTurn(report, 'getLastChatMessageByRole')).toBe(0);
       expect(report.push.received).toBe(20);
+      // No database access of its own: the daemon's process CPU from /metrics, PostgreSQL unknown.
+      expect(report.meta.postgres).toBe('unknown (remote)');
+      expect(report.cpu.daemonSource).toBe('process');
+      expect(report.cpu.daemonMsPerTurn).toBeGreaterThan(0);
+      expect(report.cpu.postgresMsPerTurn).toBeUndefined();
+      // The run left the daemon as it found it: its chats archived, its push subscription gone (the user is --token's).
+      expect(report.cleanup).toMatchObject({ chatsArchived: 10, chatsLeft: 0, pushSubscriptionsDeleted: 1, skipped: false });
+      const chats = await db.query(namedQuery('testChatsByOwner', 'SELECT archived FROM chats WHERE owner_id = $1'), [user.id]);
+      expect(chats.rows.map((r) => r.archived)).toEqual(Array.from({ length: 10 }, () => true));
+      const subs = await db.query(namedQuery('testSubscriptionsByUser', 'SELECT count(*)::int AS n FROM webpush_subscriptions WHERE user_id = $1'), [user.id]);
+      expect(subs.rows[0]!.n).toBe(0);
     } finally {
       server.child.kill('SIGTERM');
       await server.exited;

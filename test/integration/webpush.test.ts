@@ -89,6 +89,22 @@ describe('web push', () => {
     expect(delta).toEqual({ getLastChatMessageByRole: 0, getEnabledChatProviders: 0, getChatModelConfigByID: 0, getWebpushSubscriptionsByUserID: 1 });
   });
 
+  it('encrypts on worker threads when asked: every push still decrypts, and the threads are known by their OS ids', async () => {
+    const threaded = await startTestDaemon({ chat: { fakeTokens: 3, fakeTokenDelayMs: 1 }, webpush: { allowInsecureEndpoints: true, encryptionThreads: 2 } });
+    const { token } = await createTestUser(threaded);
+    const subs = [sink.newSubscription(), sink.newSubscription()];
+    for (const sub of subs) expect((await pushApi(threaded.url, token).subscribe(sub)).status).toBe(204);
+    const chatId = await finishTurn(threaded.url, token, 'Off the main thread');
+    for (const sub of subs) {
+      await expect.poll(() => sink.messages().filter((m) => m.endpoint === sub.endpoint && m.notification?.tag === chatId).length).toBe(1);
+    }
+    if (process.platform === 'linux') {
+      await expect.poll(() => threaded.webpush!.threadIds()).toHaveLength(2);
+      expect(threaded.webpush!.threadIds()).not.toContain(process.pid);
+    }
+    expect(sink.refusals()).toEqual([]);
+  });
+
   it('skips interrupted turns and pushes the error body, urgently, for failed ones', async () => {
     const slow = await startTestDaemon({ chat: { fakeTokens: 500, fakeTokenDelayMs: 20 }, webpush: { allowInsecureEndpoints: true } });
     const { token } = await createTestUser(slow);

@@ -18,7 +18,7 @@ function sampleReport(overrides: Partial<ScaletestReport> = {}): ScaletestReport
   const lat = { count: 300, mean: 12, p50: 10, p95: 20, p99: 30, max: 45.5 };
   return {
     startedAt: '2024-01-01T00:00:00.000Z',
-    meta: { version: '0.1.0', gitCommit: 'abcdef1234567890', commandLine: 'coder-lite scaletest run', node: 'v20.20.2', hostCores: 2, sampleIntervalMs: 250 },
+    meta: { version: '0.1.0', gitCommit: 'abcdef1234567890', commandLine: 'coder-lite scaletest run', node: 'v20.20.2', postgres: '18.4', hostCores: 2, sampleIntervalMs: 250 },
     config: {
       target: 'in-process',
       llmMock: true,
@@ -46,12 +46,13 @@ function sampleReport(overrides: Partial<ScaletestReport> = {}): ScaletestReport
     pubsub: { publishes: 1200, flushes: 300, messagesPerFlush: 4 },
     push: { expected: 296, received: 296, sent: 296, failed: 0, cacheHits: 286, cacheMisses: 10, cacheHitRate: 0.966 },
     llm: { requests: 296, completed: 296, failed: 0 },
+    cpu: { daemonSource: 'threads', daemonSeconds: 1.48, daemonMsPerTurn: 5, mainThreadMsPerTurn: 4.5, postgresSeconds: 0.74, postgresMsPerTurn: 2.5 },
     parts: { sent: 2368, received: 2368, gaps: 0, duplicates: 0, byPair: { '1→1': { sent: 2368, received: 2368, gaps: 0, duplicates: 0 } }, relayLatencyMs: { count: 0, p50: 0, p99: 0 } },
     thresholds: [],
     timeline: [
       { t: 0, turnsCompleted: 0, turnsPerSecond: 0, poolWaiting: 0, poolTotal: 1, activeChats: 100, failedChats: 0, turnDurationMs: { p50: 0, p95: 0, p99: 0 } },
-      { t: 1, turnsCompleted: 80, turnsPerSecond: 80, poolWaiting: 6, poolTotal: 10, activeChats: 100, failedChats: 0, turnDurationMs: { p50: 0, p95: 0, p99: 0 } },
-      { t: 2, turnsCompleted: 150, turnsPerSecond: 70, poolWaiting: 3, poolTotal: 10, activeChats: 60, failedChats: 1, turnDurationMs: { p50: 0, p95: 0, p99: 0 } },
+      { t: 1, turnsCompleted: 80, turnsPerSecond: 80, poolWaiting: 6, poolTotal: 10, activeChats: 100, failedChats: 0, turnDurationMs: { p50: 40, p95: 90, p99: 120 } },
+      { t: 2, turnsCompleted: 150, turnsPerSecond: 70, poolWaiting: 3, poolTotal: 10, activeChats: 60, failedChats: 1, turnDurationMs: { p50: 45, p95: 95, p99: 130 } },
     ],
     passed: false,
     ...overrides,
@@ -143,7 +144,8 @@ describe('formatText', () => {
     expect(text).toContain('  ✗ queries_per_turn<=4     measured 5');
     expect(text).toContain('  ✓ turn_duration.p95<2000  measured 20');
     expect(text).toContain('turns/s (mean over the run)');
-    expect(text).toContain('coder-lite 0.1.0 (abcdef123456), Node v20.20.2, 2 cores');
+    expect(text).toContain('coder-lite 0.1.0 (abcdef123456), Node v20.20.2, PostgreSQL 18.4, 2 cores');
+    expect(text).toContain('CPU       daemon 5.000 ms/turn (main thread 4.500 + push threads, 1.48 s), PostgreSQL 2.500 ms/turn (0.74 s)');
   });
 
   it('says when the caches were off and when the run was interrupted', () => {
@@ -163,15 +165,24 @@ describe('renderHtml', () => {
     expect(html).not.toMatch(/<script|<link|@import|src=/i);
     // The only URL is the SVG namespace, which is an identifier, not a fetch.
     expect(html.match(/https?:\/\/[^"\s<]+/g)?.every((u) => u === 'http://www.w3.org/2000/svg')).toBe(true);
-    expect(html.match(/<svg /g)).toHaveLength(3);
-    for (const label of ['DB pool over time', 'Turns per second', 'Latency percentiles (ms)']) expect(html).toContain(label);
+    expect(html.match(/<svg /g)).toHaveLength(4);
+    for (const label of ['DB pool over time', 'Turns per second', 'Turn duration over time', 'Latency percentiles (ms)']) expect(html).toContain(label);
   });
 
   it('plots the timeline and the percentiles', () => {
-    // Three timeline points → three vertices per polyline; 3 groups × 4 percentiles → 12 bars.
+    // Three timeline points → three vertices per polyline (turns/s, pool); the two intervals in which turns finished
+    // → two per percentile over time; 3 groups × 4 percentiles → 12 bars.
     const polylines = [...html.matchAll(/<polyline points="([^"]+)"/g)].map((m) => m[1]!.split(' ').length);
-    expect(polylines).toEqual([3, 3, 3, 3]);
+    expect(polylines).toEqual([3, 3, 3, 3, 2, 2, 2]);
     expect(html.match(/<rect x="[^"]+" y="[^"]+" width="[^"]+" height="[^"]+" fill="#[0-9a-f]{6}"><title>/g)).toHaveLength(12);
+  });
+
+  it('shows the run metadata and the CPU per turn, or says it is unknown', () => {
+    expect(html).toContain('PostgreSQL 18.4 · 2 cores');
+    expect(html).toContain('<b>5 ms</b><span>daemon CPU per turn</span>');
+    const remote = renderHtml(sampleReport({ cpu: { daemonSource: 'process', daemonSeconds: 3, daemonMsPerTurn: 10 } }));
+    expect(remote).toContain('<b>unknown</b><span>PostgreSQL CPU per turn</span>');
+    expect(remote).toContain('process_cpu_seconds_total');
   });
 
   it('escapes what came from the run and carries the summary line', () => {

@@ -10,6 +10,7 @@ import { natsTargetFromFlags, pubsubFlags } from '../../cli/pubsub.js';
 import { ConfigError, parseHttpAddress } from '../../daemon/config.js';
 import { createLogger } from '../../daemon/observability/logger.js';
 import { renderHtml } from '../../scaletest/html.js';
+import { startLlmMockWorker } from '../../scaletest/llmMockWorker.js';
 import { runMetadata } from '../../scaletest/metadata.js';
 import { startPushSinkWorker } from '../../scaletest/pushSinkWorker.js';
 import { formatText, summaryLine, type ScaletestReport } from '../../scaletest/report.js';
@@ -61,7 +62,7 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\` (--js
       multiple: true,
       env: 'CODER_LITE_URL',
       dependsOn: ['token'],
-      exclusive: ['postgres-url', 'postgres-pool-max', 'config-cache', 'subscription-cache', 'pubsub', 'nats-url', 'users'],
+      exclusive: ['postgres-url', 'postgres-pool-max', 'push-encryption-threads', 'config-cache', 'subscription-cache', 'pubsub', 'nats-url', 'users'],
     }),
     token: Flags.string({ description: 'API token for --url; every chat belongs to its user.', env: 'CODER_LITE_TOKEN', dependsOn: ['url'] }),
     'llm-address': httpAddressFlag({
@@ -76,6 +77,12 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\` (--js
     'postgres-url': postgresUrlFlag({ description: 'PostgreSQL for the in-process daemon. [default: a throwaway embedded PostgreSQL]', env: 'CODER_LITE_POSTGRES_URL' }),
     'postgres-pool-max': intFlag({ description: "The in-process daemon's pool size.", min: 1, max: 1000, default: 10 }),
     ...pubsubFlags(['postgres', 'nats']),
+    'push-encryption-threads': intFlag({
+      description: "The in-process daemon's worker threads for push encryption (server --webpush-encryption-threads); 0 encrypts on its main thread.",
+      min: 0,
+      max: 64,
+      default: 0,
+    }),
     'config-cache': Flags.boolean({ description: "The in-process daemon's chat config cache (--no-config-cache re-reads config every turn).", default: true, allowNo: true }),
     'subscription-cache': Flags.boolean({
       description: "The in-process daemon's web push subscription cache (--no-subscription-cache re-reads subscriptions every push).",
@@ -189,10 +196,12 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\` (--js
       turnTimeoutMs: flags['turn-timeout'],
       configCache: flags['config-cache'],
       subscriptionCache: flags['subscription-cache'],
+      pushEncryptionThreads: flags['push-encryption-threads'],
       thresholds,
       cleanup: flags.cleanup,
       meta: runMetadata(this.argv),
       startPushSink: startPushSinkWorker,
+      startLlmMock: startLlmMockWorker,
       clientThread: true,
     };
   }

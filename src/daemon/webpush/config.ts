@@ -16,4 +16,6 @@ export interface WebpushConfig {
   ttlSeconds?: number;
   /** Per send. Default 10 s. */
   timeoutMs?: number;
+  /** Worker threads that encrypt payloads; 0 (the default) encrypts on the main thread. */
+  encryptionThreads?: number;
 }

@@ -1,16 +1,13 @@
 import { performance } from 'node:perf_hooks';
 
 import { Agent, request, type Dispatcher as UndiciDispatcher } from 'undici';
-import webpush from 'web-push';
 
 import type { Logger } from '../observability/logger.js';
 import type { WebpushSubscription } from '../store/webpush.js';
 import type { DispatchResult, WebpushMetrics } from './metrics.js';
+import { inlineEncryptor, type PushEncryptor, type Urgency } from './encrypt.js';
 import { endpointProblem, EndpointRefusedError, pushConnector } from './endpoint.js';
 import type { VapidTokenCache } from './vapid.js';
-
-/** RFC 8030 §5.3. */
-export type Urgency = 'very-low' | 'low' | 'normal' | 'high';
 
 /** What a notification shows (DESIGN §5), and how the push service should treat it. */
 export interface PushMessage {
@@ -68,6 +65,8 @@ export interface DispatcherOptions {
   allowPrivateAddresses?: boolean;
   /** How long a push service keeps an undelivered notification. Default 48 h. */
   ttlSeconds?: number;
+  /** Where payloads are encrypted. Default: inline, on the calling thread. */
+  encryptor?: PushEncryptor;
   /** TLS options for the agent (the bench's self-signed push service). */
   tls?: { rejectUnauthorized?: boolean };
 }
@@ -86,17 +85,25 @@ export class PushDispatcher {
   private readonly timeoutMs: number;
   private readonly ttlSeconds: number;
   private readonly allowInsecure: boolean;
+  private readonly encryptor: PushEncryptor;
 
   constructor(private readonly opts: DispatcherOptions) {
     this.concurrency = opts.concurrency ?? 32;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.ttlSeconds = opts.ttlSeconds ?? defaultTtlSeconds;
     this.allowInsecure = opts.allowPrivateAddresses ?? false;
+    this.encryptor = opts.encryptor ?? inlineEncryptor;
     this.agent = new Agent({ keepAliveTimeout: 60_000, connections: 16, connect: pushConnector({ allowInsecure: this.allowInsecure }, opts.tls) });
   }
 
   async close(): Promise<void> {
     await this.agent.close();
+    await this.encryptor.close();
+  }
+
+  /** OS thread ids the dispatcher encrypts on besides the caller's. */
+  threadIds(): number[] {
+    return this.encryptor.threadIds();
   }
 
   /**
@@ -147,17 +154,19 @@ export class PushDispatcher {
       return outcome;
     }
     try {
-      const details = webpush.generateRequestDetails({ endpoint: sub.endpoint, keys: { auth: sub.authKey, p256dh: sub.p256dhKey } }, payload, {
-        TTL: this.ttlSeconds,
+      const encrypted = await this.encryptor.encrypt({
+        endpoint: sub.endpoint,
+        authKey: sub.authKey,
+        p256dhKey: sub.p256dhKey,
+        payload,
+        ttlSeconds: this.ttlSeconds,
         urgency: message.urgency ?? 'normal',
         ...(message.topic ? { topic: message.topic } : {}),
-        vapidDetails: null as never,
       });
-      const headers = { ...(details.headers as Record<string, string | number>), Authorization: this.opts.tokens.authorization(sub.endpoint) };
-      const res = await request(details.endpoint, {
+      const res = await request(sub.endpoint, {
         method: 'POST',
-        headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, String(v)])),
-        body: details.body as Buffer,
+        headers: { ...encrypted.headers, Authorization: this.opts.tokens.authorization(sub.endpoint) },
+        body: encrypted.body,
         dispatcher: this.agent as UndiciDispatcher,
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,
