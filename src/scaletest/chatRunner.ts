@@ -71,7 +71,7 @@ export interface PartCounts {
   duplicates: number;
 }
 
-export const emptyPartCounts = (): PartCounts => ({ sent: 0, received: 0, gaps: 0, duplicates: 0 });
+const emptyPartCounts = (): PartCounts => ({ sent: 0, received: 0, gaps: 0, duplicates: 0 });
 
 /** A chat's failure, with the class the report counts it under. */
 export class ChatFailure extends Error {

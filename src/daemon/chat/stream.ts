@@ -76,7 +76,7 @@ const pageBytes = 512 * 1024;
  * the database reads few rows past the byte budget.
  */
 const firstPage = 64;
-export const defaultCheckIntervalMs = 10_000;
+const defaultCheckIntervalMs = 10_000;
 /** A version ahead of a stream may be a notice still on its way: the safety net looks again this much later. */
 const notYetMs = 1000;
 /** A request for missing parts not answered by then is sent again. */
