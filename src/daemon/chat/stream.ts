@@ -452,7 +452,8 @@ class Subscription implements StreamSubscription {
     }
     await this.catchUp();
     if (current && !this.closed) {
-      this.applyStatus({ ...statusNotice(current), ...(current.retry ? { retry: retryJson(current.retry) } : {}) }, turnState(current));
+      // The row's retry state rides on the notice; its error, when it failed, follows the status.
+      this.applyStatus({ ...statusNotice(current), ...(current.retry ? { retry: retryJson(current.retry) } : {}) }, current.status === 'error' ? turnState(current) : []);
     }
     this.refreshQueue();
     this.askForParts(true);
@@ -515,12 +516,10 @@ class Subscription implements StreamSubscription {
       // one keeps its text.
       if (status !== 'waiting' && this.preview && this.preview.generation <= generation && this.preview.seq > 0) out.push({ type: 'preview_reset' });
     }
-    if (n.retry) {
-      if (this.preview && this.preview.seq > 0 && this.preview.generation < generation) out.push({ type: 'preview_reset' });
-      out.push({ type: 'retry', ...n.retry });
-    }
+    // A retry is a newer run of a running turn: the reset above covers the failed attempt's parts.
+    if (n.retry) out.push({ type: 'retry', ...n.retry });
     out.push(...extra);
-    this.emit(dedupeResets(out));
+    this.emit(out);
     if (status === 'running') this.askForParts(true);
   }
 
@@ -600,5 +599,3 @@ function turnState(c: Chat): StreamEvent[] {
   if (c.status === 'running' && c.retry) return [{ type: 'retry', ...retryJson(c.retry) }];
   return [];
 }
-
-const dedupeResets = (events: StreamEvent[]) => events.filter((e, i) => e.type !== 'preview_reset' || events.findIndex((x) => x.type === 'preview_reset') === i);

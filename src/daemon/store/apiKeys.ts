@@ -1,6 +1,6 @@
 import { namedQuery, type Queryable } from '../postgres/pool.js';
 import type { APIKey, User } from './types.js';
-import { toUser } from './users.js';
+import { toUser, type UserRow } from './users.js';
 
 interface APIKeyRow {
   id: string;
@@ -42,17 +42,7 @@ export interface APIKeyWithUser {
 }
 
 export async function getAPIKeyWithUser(db: Queryable, id: string): Promise<APIKeyWithUser | undefined> {
-  const { rows } = await db.query<{
-    hashed_secret: Buffer;
-    expires_at: Date;
-    last_used_at: Date | null;
-    id: string;
-    username: string;
-    email: string | null;
-    is_admin: boolean;
-    suspended_at: Date | null;
-    created_at: Date;
-  }>(getAPIKeyWithUserQ, [id]);
+  const { rows } = await db.query<UserRow & { hashed_secret: Buffer; expires_at: Date; last_used_at: Date | null }>(getAPIKeyWithUserQ, [id]);
   const r = rows[0];
   return r && { hashedSecret: r.hashed_secret, expiresAt: r.expires_at, lastUsedAt: r.last_used_at, user: toUser(r) };
 }

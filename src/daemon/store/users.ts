@@ -1,7 +1,7 @@
 import { namedQuery, type Queryable } from '../postgres/pool.js';
 import type { User } from './types.js';
 
-interface UserRow {
+export interface UserRow {
   id: string;
   username: string;
   email: string | null;
