@@ -11,6 +11,7 @@ import { fakeProvider } from './chat/providers/fake.js';
 import { createLLMMetrics, instrumentProvider } from './chat/providers/instrumented.js';
 import { openaiCompatProvider } from './chat/providers/openaiCompat.js';
 import { QueueFront } from './chat/queueFront.js';
+import { BatchedChatReads } from './chat/reads.js';
 import { SecretBox } from './chat/secretBox.js';
 import { ChatService } from './chat/service.js';
 import { ChatStreams, type StreamHooks, type StreamStore } from './chat/stream.js';
@@ -37,6 +38,7 @@ import { Lifecycle } from './lifecycle.js';
 import type { Logger } from './observability/logger.js';
 import { createMetricsRegistry, registerBuildInfo, type Registry } from './observability/metrics.js';
 import { serveMetrics } from './observability/metricsServer.js';
+import { StatementBatcher } from './postgres/batcher.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './postgres/embedded.js';
 import { migrate } from './postgres/migrate.js';
 import { createDatabase, describeConnection, type Database } from './postgres/pool.js';
@@ -45,12 +47,10 @@ import { createNatsPubsub, type NatsTarget } from './pubsub/nats.js';
 import { createPostgresPubsub } from './pubsub/postgres.js';
 import type { Pubsub } from './pubsub/pubsub.js';
 import { startWatchdog, type WatchdogOptions } from './pubsub/watchdog.js';
-import { countChatsByStatus, getChatByID, getChatVersions } from './store/chats.js';
+import { countChatsByStatus } from './store/chats.js';
 import { getAPIKeyWithUser } from './store/apiKeys.js';
 import { getBackendPid, getServerVersion, notificationQueueUsage, ping } from './store/health.js';
-import { getChatMessagePage } from './store/messages.js';
-import { getQueuedChatMessages } from './store/queue.js';
-import { deleteWebpushSubscriptionsByIDs, getWebpushSubscriptionsByUserID, markWebpushSubscriptionsSucceeded } from './store/webpush.js';
+import { deleteWebpushSubscriptionsByIDs, getWebpushSubscriptionsByUserIDs, markWebpushSubscriptionsSucceeded } from './store/webpush.js';
 import { APIKeyCache, type Revocation } from './users/apiKeyCache.js';
 import { Authenticator, UserAdmin } from './users/service.js';
 import { coderLikeTurnReads } from './webpush/coderLikeReads.js';
@@ -193,12 +193,8 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
     );
     const llmMetrics = createLLMMetrics(registry);
     registerBuildInfo(registry, version);
-    const realStreamStore: StreamStore = {
-      getChatByID: (id, opts) => getChatByID(db, id, opts),
-      getChatMessagePage: (id, afterId, limit, maxBytes, opts) => getChatMessagePage(db, id, afterId, limit, maxBytes, opts),
-      getQueuedChatMessages: (id, opts) => getQueuedChatMessages(db, id, opts),
-      getChatVersions: (ids, opts) => getChatVersions(db, ids, opts),
-    };
+    const reads = new BatchedChatReads(db);
+    const realStreamStore: StreamStore = reads;
     const workerId = newWorkerId();
     const parts = new LocalParts();
     const relay = new PartsRelay({
@@ -248,7 +244,7 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
     const httpMetrics = createHttpMetrics(registry);
     const auth = await startAuth(db, pubsub, logger, life, config.apiKeyCacheDisabled ?? false, (n) => httpMetrics.socketsRevoked.inc(n));
     const models = new ModelAdmin({ db, publisher: pubsub, secrets, invalidate: () => configCache.invalidate() });
-    const getChat = (id: string) => getChatByID(db, id);
+    const getChat = (id: string) => reads.getChatByID(id);
 
     const app = await buildApp({
       logger,
@@ -386,7 +382,9 @@ async function startWebpush(config: DaemonConfig, db: Database, pubsub: Pubsub, 
   const subject = normalizeSubject(c.subject ?? (config.accessUrl?.startsWith('https:') ? config.accessUrl : 'mailto:webpush@coder-lite.invalid'));
   if (c.allowInsecureEndpoints) logger.warn('web push: --webpush-allow-insecure-endpoints is on: http and private-address endpoints are accepted (development only)');
   const metrics = createWebpushMetrics(registry);
-  const cache = new SubscriptionCache({ fetch: (userId) => getWebpushSubscriptionsByUserID(db, userId), metrics, disabled: c.subscriptionCacheDisabled });
+  // Misses in the same moment (every owner's first push after a restart) are one read.
+  const subscriptionReads = new StatementBatcher((userIds: string[]) => getWebpushSubscriptionsByUserIDs(db, userIds), { maxItems: 500 });
+  const cache = new SubscriptionCache({ fetch: (userId) => subscriptionReads.submit(userId), metrics, disabled: c.subscriptionCacheDisabled });
   await life.start('web push subscription cache', () => cache.start(pubsub), () => cache.close());
   const vapid = new VapidKeyHolder(db);
   // A rotation deleted every subscription along with the old keys.

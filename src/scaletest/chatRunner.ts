@@ -13,6 +13,13 @@ import type { FailureKind } from './report.js';
 const maxAttempts = 15;
 
 /**
+ * Chats being created or opening their stream at once, below Node's default accept backlog (511). libuv accepts one connection per
+ * loop turn, so a busy daemon drains a burst of thousands slowly; past the backlog the kernel drops SYNs and the
+ * clients wait out TCP's backoff (1 s … 63 s), which would measure the kernel's retry timer, not the daemon.
+ */
+const maxOpeningStreams = 500;
+
+/**
  * The scaletest's clients: each chat opens its stream, sends a message, waits for `waiting`, and repeats. Built to
  * stay cheap at 5000 concurrent chats on a small machine: HTTP over a bounded keep-alive pool, one WebSocket per chat
  * without compression, no per-event allocations beyond the JSON parse, one timer per waiting turn.
@@ -121,6 +128,8 @@ export class ChatRunner {
   private readonly http: Pool[];
   private readonly wsBase: string[];
   private nextChat = 0;
+  private opening = 0;
+  private readonly openingQueue: Array<() => void> = [];
   /** Every chat the daemon created, with the token that owns it: what a remote run archives afterwards. */
   readonly created: Array<{ id: string; token: string }> = [];
   /** Turn durations (s) since the last takeRecentTurnDurations(): the timeline's percentiles per interval. */
@@ -377,6 +386,8 @@ export class ChatRunner {
     const onAbort = () => wait?.reject(this.stopped('stopped mid-turn'));
     signal.addEventListener('abort', onAbort, { once: true });
 
+    // A chat starts when a handshake slot is free: 5000 chats start as fast as the daemon accepts their streams.
+    const releaseSlot = await this.openingSlot();
     try {
       let sentAt = performance.now();
       const chat = (await this.post(where.api, '/api/experimental/chats', owner.token, { message: this.prompt(index, 1), title: `scaletest ${index}` }, 'create')) as { id?: unknown } | undefined;
@@ -386,7 +397,8 @@ export class ChatRunner {
       // The wait is armed before the stream opens, so the snapshot already counts for turn 1.
       let done = turnDone(1, sentAt);
       done.catch(() => undefined);
-      ws = await this.openStream(where.stream, chatId, owner.token, onEvent);
+      ws = await this.handshake(where.stream, chatId, owner.token, onEvent);
+      releaseSlot();
       ws.on('close', (code: number, reason: Buffer) => {
         ended = new ChatFailure('stream_ended', `stream closed (${code}${reason.length > 0 ? ` ${reason.toString('utf8').slice(0, 100)}` : ''}) before the last turn finished`);
         wait?.reject(ended);
@@ -406,6 +418,7 @@ export class ChatRunner {
       wait?.reject(failure);
       this.fail(failure);
     } finally {
+      releaseSlot();
       signal.removeEventListener('abort', onAbort);
       if (ws) {
         ws.removeAllListeners('close');
@@ -416,8 +429,22 @@ export class ChatRunner {
     }
   }
 
+  /** Waits for one of the `maxOpeningStreams` slots; a finished handshake hands its slot to the next in line. */
+  private async openingSlot(): Promise<() => void> {
+    if (this.opening < maxOpeningStreams) this.opening++;
+    else await new Promise<void>((resolve) => this.openingQueue.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.openingQueue.shift();
+      if (next) next();
+      else this.opening--;
+    };
+  }
+
   /** Opens the chat's stream; every event of every frame goes to `onEvent`, from the first frame on. */
-  private openStream(replica: number, chatId: string, token: string, onEvent: (e: StreamEvent) => void): Promise<WebSocket> {
+  private handshake(replica: number, chatId: string, token: string, onEvent: (e: StreamEvent) => void): Promise<WebSocket> {
     const url = `${this.wsBase[replica]}/api/experimental/chats/${encodeURIComponent(chatId)}/stream?after_id=0`;
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, { headers: { 'coder-session-token': token }, perMessageDeflate: false, handshakeTimeout: this.opts.turnTimeoutMs });

@@ -179,7 +179,7 @@ export function intervalPercentiles(seconds: number[]): { p50: number; p95: numb
  * The reads that starved Coder's pool (DESIGN §1): each turn re-read config and subscriptions that had not changed.
  * With the caches on they should be ≈ 0 per turn; the report always lists them, even at zero.
  */
-export const starvingQueries = ['getLastChatMessageByRole', 'getEnabledChatProviders', 'getChatModelConfigByID', 'getWebpushSubscriptionsByUserID'] as const;
+export const starvingQueries = ['getLastChatMessageByRole', 'getEnabledChatProviders', 'getChatModelConfigByID', 'getWebpushSubscriptionsByUserIDs'] as const;
 
 export function latencyMs(s: LatencySummary): LatencyMs {
   const ms = (v: number) => round(v * 1000, 3);

@@ -67,11 +67,11 @@ describe('chat API and streams', () => {
     await s0.waitFor((e) => e.type === 'status' && e.status === 'waiting');
     s0.close();
     await expect.poll(() => daemon.chats.parts.size()).toBe(0);
-    const before = queryCount('getChatByID');
+    const before = queryCount('getChatsByIDs');
     const s = await openStream(daemon.url, alice.token, chat.id);
     await s.waitFor((e) => e.type === 'status');
     // The middleware's authorized read and the re-read after arming (DESIGN §4 step 3); `subscribe(chatId)` would add a third.
-    expect(queryCount('getChatByID') - before).toBe(2);
+    expect(queryCount('getChatsByIDs') - before).toBe(2);
     s.close();
   });
 

@@ -29,7 +29,7 @@ describe('the queue: promote and busy_behavior "interrupt"', () => {
     expect(partial!.content.length).toBeGreaterThan(0);
     expect(partial!.content.split(' ').length).toBeLessThan(slow.fakeTokens);
     expect(next!.content).toBe('third');
-    expect((await getQueuedChatMessages(a.db, chat.id)).map((q) => q.content)).toEqual(['second']);
+    expect((await getQueuedChatMessages(a.db, [chat.id]))[0]!.map((q) => q.content)).toEqual(['second']);
     await expect.poll(() => a.chats.worker.runningTurns(), { timeout: 15_000 }).toBe(1);
 
     // An interrupt, unlike a promote, keeps nothing of the turn and leaves the queue waiting.
@@ -37,11 +37,11 @@ describe('the queue: promote and busy_behavior "interrupt"', () => {
     await expect.poll(() => a.chats.worker.runningTurns(), { timeout: 15_000 }).toBe(0);
     expect((await getChatMessagesAfter(a.db, chat.id, 0, 10)).map((m) => m.content)).toEqual(['first', partial!.content, 'third']);
     // Promoting on a waiting chat starts the message at once.
-    const [left] = await getQueuedChatMessages(a.db, chat.id);
+    const [left] = (await getQueuedChatMessages(a.db, [chat.id]))[0]!;
     const started = await api.call('POST', `/api/v2/chats/${chat.id}/queue/${left!.id}/promote`);
     expect(started.body).toMatchObject({ status: 'pending' });
     await expect.poll(async () => (await getChatMessagesAfter(a.db, chat.id, 0, 10)).at(-1)!.content, { timeout: 15_000 }).toBe('second');
-    expect(await getQueuedChatMessages(a.db, chat.id)).toEqual([]);
+    expect((await getQueuedChatMessages(a.db, [chat.id]))[0]).toEqual([]);
     await api.interrupt(chat.id);
     s.close();
   });
@@ -60,7 +60,7 @@ describe('the queue: promote and busy_behavior "interrupt"', () => {
     expect(res.body).toMatchObject({ queued: true, queued_message: { content: 'now!' } });
     await expect.poll(async () => (await getChatMessagesAfter(d.db, chat.id, 0, 10)).map((m) => m.role), { timeout: 15_000 }).toEqual(['user', 'assistant', 'user']);
     expect((await getChatMessagesAfter(d.db, chat.id, 0, 10)).at(-1)!.content).toBe('now!');
-    expect((await getQueuedChatMessages(d.db, chat.id)).map((q) => q.content)).toEqual(['behind']);
+    expect((await getQueuedChatMessages(d.db, [chat.id]))[0]!.map((q) => q.content)).toEqual(['behind']);
     await api.interrupt(chat.id);
     await expect.poll(() => d.chats.worker.runningTurns(), { timeout: 15_000 }).toBe(0);
 

@@ -55,7 +55,11 @@ describe('scaletest against a real daemon', () => {
   it('shows the starving queries per turn once the caches are off', async () => {
     const report = await inProcess({ configCache: false, subscriptionCache: false });
     expect(report.chats.failed).toBe(0);
-    for (const q of starvingQueries) expect(perTurn(report, q), q).toBeGreaterThanOrEqual(1);
+    // Pushes that miss in the same moment share one subscription read: more than none, up to one per turn.
+    for (const q of starvingQueries) {
+      if (q === 'getWebpushSubscriptionsByUserIDs') expect(perTurn(report, q), q).toBeGreaterThan(0);
+      else expect(perTurn(report, q), q).toBeGreaterThanOrEqual(1);
+    }
     expect(report.push.received).toBe(150);
   });
 

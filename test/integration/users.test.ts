@@ -2,7 +2,7 @@ import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
 
 import { namedQuery } from '../../src/daemon/postgres/pool.js';
-import { touchAPIKey } from '../../src/daemon/store/apiKeys.js';
+import { touchAPIKeys } from '../../src/daemon/store/apiKeys.js';
 import { createUserWithToken } from '../../src/daemon/users/service.js';
 import { chatApi, openStream } from '../helpers/chatClient.js';
 import { createTestUser, startTestDaemon } from '../helpers/daemon.js';
@@ -85,15 +85,35 @@ describe('users and tokens', () => {
     const d = await startTestDaemon();
     const { user, token } = await createTestUser(d, 'dora');
     const api = chatApi(d.url, token);
-    const touches = async () => (await metricValue(d.registry, 'coderlite_db_queries_total', { query: 'touchAPIKey' })) || 0;
+    const touches = async () => (await metricValue(d.registry, 'coderlite_db_queries_total', { query: 'touchAPIKeys' })) || 0;
     const before = await touches();
     for (let i = 0; i < 5; i++) expect((await api.call('GET', '/api/v2/users/me')).status).toBe(200);
     await expect.poll(async () => (await d.auth.admin.listTokens(user))[0]!.lastUsedAt, { timeout: 10_000 }).not.toBeNull();
     expect((await touches()) - before).toBe(1);
     // The statement itself refuses a second write within the minute (replicas racing).
-    await touchAPIKey(d.db, token.slice(0, 10), 60);
-    const listed = (await api.call('GET', '/api/v2/users/me/keys/tokens')).body.tokens as Array<{ last_used_at: string }>;
-    expect(listed[0]!.last_used_at).not.toBeNull();
+    const lastUsed = async () => ((await api.call('GET', '/api/v2/users/me/keys/tokens')).body.tokens as Array<{ last_used_at: string }>)[0]!.last_used_at;
+    const first = await lastUsed();
+    expect(first).not.toBeNull();
+    await touchAPIKeys(d.db, [token.slice(0, 10)], 60);
+    expect(await lastUsed()).toBe(first);
+  });
+
+  it('records many keys in one statement, skipping a key another replica is recording', async () => {
+    const d = await startTestDaemon();
+    const [a, b] = [await createTestUser(d, 'ann'), await createTestUser(d, 'ben')];
+    const ids = [a.token.slice(0, 10), b.token.slice(0, 10)];
+    const lastUsed = async () => (await d.db.query<{ id: string; last_used_at: Date | null }>(namedQuery('testLastUsed', 'SELECT id, last_used_at FROM api_keys WHERE id = ANY($1) ORDER BY id'), [ids])).rows;
+    await d.db.query(namedQuery('testForgetUse', 'UPDATE api_keys SET last_used_at = NULL WHERE id = ANY($1)'), [ids]);
+    // Ben's key is locked (another replica's touch in flight): the statement does not wait for it.
+    await d.db.tx(async (tx) => {
+      await tx.query(namedQuery('testLockKey', 'SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE'), [ids[1]]);
+      await touchAPIKeys(d.db, ids, 60);
+    });
+    const after = new Map((await lastUsed()).map((r) => [r.id, r.last_used_at]));
+    expect(after.get(ids[0]!)).not.toBeNull();
+    expect(after.get(ids[1]!)).toBeNull();
+    await touchAPIKeys(d.db, ids, 60);
+    expect((await lastUsed()).every((r) => r.last_used_at !== null)).toBe(true);
   });
 
   it('answers an authenticated request from the key cache, without a query for the key', async () => {

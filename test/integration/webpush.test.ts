@@ -74,7 +74,7 @@ describe('web push', () => {
     const { token } = await createTestUser(daemon);
     const sub = sink.newSubscription();
     await pushApi(daemon.url, token).subscribe(sub);
-    const names = ['getLastChatMessageByRole', 'getEnabledChatProviders', 'getChatModelConfigByID', 'getWebpushSubscriptionsByUserID'];
+    const names = ['getLastChatMessageByRole', 'getEnabledChatProviders', 'getChatModelConfigByID', 'getWebpushSubscriptionsByUserIDs'];
     const before = Object.fromEntries(names.map((n) => [n, queries(n)]));
     const api = chatApi(daemon.url, token);
     const chat = await api.createChat('turn 0');
@@ -86,7 +86,7 @@ describe('web push', () => {
     s.close();
     await expect.poll(() => sink.messages().filter((m) => m.endpoint === sub.endpoint).length).toBe(21);
     const delta = Object.fromEntries(names.map((n) => [n, queries(n) - before[n]!]));
-    expect(delta).toEqual({ getLastChatMessageByRole: 0, getEnabledChatProviders: 0, getChatModelConfigByID: 0, getWebpushSubscriptionsByUserID: 1 });
+    expect(delta).toEqual({ getLastChatMessageByRole: 0, getEnabledChatProviders: 0, getChatModelConfigByID: 0, getWebpushSubscriptionsByUserIDs: 1 });
   });
 
   it('encrypts on worker threads when asked: every push still decrypts, and the threads are known by their OS ids', async () => {

@@ -42,7 +42,7 @@ function sampleReport(overrides: Partial<ScaletestReport> = {}): ScaletestReport
     failureSamples: [{ kind: 'status_error', message: 'chat <b>x</b> ended in error: boom' }],
     latency: { timeToRunning: lat, timeToFirstPart: lat, turnDuration: lat },
     pool: { source: 'in-process', max: 10, peakWaiting: 7, meanWaiting: 0.42, acquires: 1500, acquiresPerTurn: 5.07, waitCount: 40, acquireWaitMs: { p50: 0.01, p99: 3.2, max: 9 } },
-    queries: { total: 1480, perTurn: 5, byName: queryRows({ insertChatMessage: 600, claimPendingChat: 296, getWebpushSubscriptionsByUserID: 10 }, 296) },
+    queries: { total: 1480, perTurn: 5, byName: queryRows({ insertChatMessage: 600, claimPendingChat: 296, getWebpushSubscriptionsByUserIDs: 10 }, 296) },
     pubsub: { publishes: 1200, flushes: 300, messagesPerFlush: 4 },
     push: { expected: 296, received: 296, sent: 296, failed: 0, cacheHits: 286, cacheMisses: 10, cacheHitRate: 0.966 },
     llm: { requests: 296, completed: 296, failed: 0 },
@@ -62,7 +62,7 @@ function sampleReport(overrides: Partial<ScaletestReport> = {}): ScaletestReport
 describe('queryRows', () => {
   it('sorts by count, divides by turns, and always lists the starving queries', () => {
     const rows = queryRows({ a: 10, b: 30, getChatModelConfigByID: 5 }, 10);
-    expect(rows.map((r) => r.name)).toEqual(['b', 'a', 'getChatModelConfigByID', 'getEnabledChatProviders', 'getLastChatMessageByRole', 'getWebpushSubscriptionsByUserID']);
+    expect(rows.map((r) => r.name)).toEqual(['b', 'a', 'getChatModelConfigByID', 'getEnabledChatProviders', 'getLastChatMessageByRole', 'getWebpushSubscriptionsByUserIDs']);
     expect(rows[0]).toEqual({ name: 'b', count: 30, perTurn: 3, totalMs: 0, meanMs: 0 });
     expect(rows.find((r) => r.name === 'getEnabledChatProviders')).toEqual({ name: 'getEnabledChatProviders', count: 0, perTurn: 0, totalMs: 0, meanMs: 0 });
     expect(queryRows({ a: 4 }, 2, { a: 0.01 })[0]).toMatchObject({ name: 'a', totalMs: 10, meanMs: 2.5 });
@@ -119,7 +119,7 @@ describe('summary line', () => {
     expect(s.pass + s.fail).toBe(s.total);
     expect(s).toMatchObject({ pass: 98, fail: 2, total: 100, turnsCompleted: 296, poolAcquireWaitP99Ms: 3.2, passed: false, failures: { timeout: 1 } });
     expect(Object.keys(s.starvingQueriesPerTurn).sort()).toEqual([...starvingQueries].sort());
-    expect(s.starvingQueriesPerTurn.getWebpushSubscriptionsByUserID).toBe(0.034);
+    expect(s.starvingQueriesPerTurn.getWebpushSubscriptionsByUserIDs).toBe(0.034);
   });
 });
 
@@ -135,7 +135,7 @@ describe('formatText', () => {
     const lines = text.split('\n');
     const first = lines.findIndex((l) => l.startsWith('insertChatMessage'));
     expect(lines[first + 1]).toMatch(/^claimPendingChat\s+296\s+1\.000\s+0\s+0$/);
-    expect(text).toMatch(/getWebpushSubscriptionsByUserID \*\s+10\s+0\.034/);
+    expect(text).toMatch(/getWebpushSubscriptionsByUserIDs \*\s+10\s+0\.034/);
     expect(text).toMatch(/getLastChatMessageByRole \*\s+0\s+0\.000/);
     expect(text).toMatch(/total\s+1,480\s+5\.000/);
     expect(text).toContain('1,200 notices in 300 flushes (4.0 per flush)');

@@ -1,8 +1,22 @@
-import type { Database, Queryable } from '../postgres/pool.js';
-import { archiveChat, insertChat, listChatsByOwner, lockChatByID, sendChatMessage, setChatStatus, type SendChatMessageResult } from '../store/chats.js';
+import { StatementBatcher } from '../postgres/batcher.js';
+import type { Database } from '../postgres/pool.js';
+import {
+  archiveChat,
+  createChats,
+  listChatsByOwner,
+  lockChatByID,
+  sendChatMessages,
+  setChatStatus,
+  type CreateInput,
+  type CreateOutput,
+  type Replay,
+  type SendChatMessageResult,
+  type SendInput,
+  type SendOutput,
+} from '../store/chats.js';
 import { defaultModelChosen, getDefaultChatModelConfig, lockChatConfigSeed, setDefaultChatModelConfig, upsertChatModelConfig, upsertChatProvider } from '../store/providers.js';
-import { claimIdempotencyKey, storeIdempotentResponse, type StoredResponse } from '../store/idempotency.js';
-import { getChatMessagesAfter, insertChatMessage } from '../store/messages.js';
+import type { StoredResponse } from '../store/idempotency.js';
+import { getChatMessagesAfter } from '../store/messages.js';
 import { deleteQueuedChatMessage } from '../store/queue.js';
 import { messageJson } from './events.js';
 import type { Chat, ChatMessage, QueuedChatMessage, User } from '../store/types.js';
@@ -40,10 +54,13 @@ function sendResult(chatId: string, r: SendChatMessageResult | undefined): SendR
   return { queued: false, message: r.message, chat: r.chat, prevMessageId: r.prevMessageId };
 }
 
-const replayed = (err: unknown): Replay => {
-  if (err instanceof Replay) return err;
-  throw err;
-};
+const keyOf = (idem: IdempotentRequest<unknown> | undefined) => (idem ? { idempotency: { key: idem.key, fingerprint: idem.fingerprint } } : {});
+
+/** A retry's answer: rendered from what the first request did, or the answer stored before results were kept. */
+function replay<R, T>(seen: Replay<R>, idem: IdempotentRequest<T> | undefined, toResult: (r: R) => T): { replay: StoredResponse } {
+  if (!idem || seen.fingerprint !== idem.fingerprint) throw new IdempotencyMismatchError('this Idempotency-Key was used for a different request');
+  return { replay: seen.result !== undefined ? idem.render(toResult(seen.result)) : seen.response };
+}
 
 export interface ChatServiceOptions {
   db: Database;
@@ -57,8 +74,8 @@ export interface ChatServiceOptions {
 }
 
 /**
- * A request sent with an Idempotency-Key: its answer is stored with the work, in one transaction, and a retry gets
- * that answer back (`replay`) instead of doing the work twice.
+ * A request sent with an Idempotency-Key: what it did is stored with the work, in the same statement, and a retry
+ * gets that answer back (`replay`) instead of doing the work twice.
  */
 export interface IdempotentRequest<T> {
   key: string;
@@ -70,10 +87,6 @@ export interface IdempotentRequest<T> {
 
 export type Outcome<T> = { result: T; replay?: undefined } | { replay: StoredResponse };
 
-class Replay {
-  constructor(readonly response: StoredResponse) {}
-}
-
 const titleFrom = (message: string) => {
   const line = message.trim().split('\n', 1)[0]!.trim();
   return line.length > 80 ? `${line.slice(0, 79)}…` : line || 'New chat';
@@ -81,7 +94,18 @@ const titleFrom = (message: string) => {
 
 /** What users do to chats: create, send, interrupt, archive. Authorization is the caller's (the HTTP layer's). */
 export class ChatService {
-  constructor(private readonly opts: ChatServiceOptions) {}
+  /** Creates and sends of the same moment, keyed or not, go to PostgreSQL as one statement each. */
+  private readonly sends: StatementBatcher<SendInput, SendOutput>;
+  private readonly creates: StatementBatcher<CreateInput, CreateOutput>;
+
+  constructor(private readonly opts: ChatServiceOptions) {
+    this.sends = new StatementBatcher((inputs) => sendChatMessages(opts.db, inputs, maxQueuedMessages), {
+      maxItems: 64,
+      maxBytes: 4 << 20,
+      sizeOf: (i) => i.content.length,
+    });
+    this.creates = new StatementBatcher((inputs) => createChats(opts.db, inputs), { maxItems: 64, maxBytes: 4 << 20, sizeOf: (i) => i.message.length });
+  }
 
   /**
    * Makes the start-up flags' provider and model the default, unless an operator has picked one (`models
@@ -99,35 +123,18 @@ export class ChatService {
   async create(owner: User, input: { message: string; title?: string; modelConfigId?: string }, idem?: IdempotentRequest<Chat>): Promise<Outcome<Chat>> {
     // Resolving through the cache proves the model config exists and its provider is enabled.
     if (input.modelConfigId) await this.opts.configCache.resolve(input.modelConfigId);
-    const chat = await this.opts.db
-      .tx((tx) =>
-        this.once(tx, owner, idem, async () => {
-          const c = await insertChat(tx, owner.id, input.title?.trim() || titleFrom(input.message), input.modelConfigId ?? null);
-          await insertChatMessage(tx, c.id, 'user', input.message);
-          return c;
-        }),
-      )
-      .catch(replayed);
-    if (chat instanceof Replay) return { replay: chat.response };
+    const out = await this.creates.submit({
+      ownerId: owner.id,
+      title: input.title?.trim() || titleFrom(input.message),
+      modelConfigId: input.modelConfigId ?? null,
+      message: input.message,
+      ...keyOf(idem),
+    });
+    if (out.replay) return replay(out.replay, idem, (chat) => chat);
+    const { chat } = out;
     const local = this.opts.wake();
     await Promise.all([local ? undefined : this.opts.notifier.pending(chat.id), this.opts.notifier.owner('created', chat)]);
     return { result: chat };
-  }
-
-  /**
-   * Runs `work` unless the key was seen: then the earlier answer is thrown as a Replay, which rolls the
-   * transaction back (nothing was written) and reaches the caller through `replayed`.
-   */
-  private async once<T>(tx: Queryable, owner: User, idem: IdempotentRequest<T> | undefined, work: () => Promise<T>): Promise<T> {
-    if (!idem) return work();
-    const claim = await claimIdempotencyKey(tx, owner.id, idem.key, idem.fingerprint);
-    if (!claim.claimed) {
-      if (claim.fingerprint !== idem.fingerprint) throw new IdempotencyMismatchError('this Idempotency-Key was used for a different request');
-      throw new Replay(claim.response);
-    }
-    const result = await work();
-    await storeIdempotentResponse(tx, owner.id, idem.key, idem.render(result));
-    return result;
   }
 
   list(owner: User, afterId: string | null, limit: number): Promise<Chat[]> {
@@ -143,20 +150,20 @@ export class ChatService {
    * statement authorizes too: another user's chat is `ChatGoneError`, as if it did not exist.
    */
   async send(owner: User, chatId: string, content: string, idem?: IdempotentRequest<SendResult>): Promise<Outcome<SendResult>> {
-    const sent = (db: Queryable) => sendChatMessage(db, chatId, owner.id, content, maxQueuedMessages).then((r) => sendResult(chatId, r));
-    // Without a key the send stays one statement: the hottest route makes one round trip.
-    const outcome = await (idem ? this.opts.db.tx((tx) => this.once(tx, owner, idem, () => sent(tx))) : sent(this.opts.db)).catch(replayed);
-    if (outcome instanceof Replay) return { replay: outcome.response };
+    const out = await this.sends.submit({ chatId, ownerId: owner.id, content, ...keyOf(idem) });
+    if (out.replay) return replay(out.replay, idem, (r) => sendResult(chatId, r));
+    const outcome = sendResult(chatId, out.sent);
     const { notifier } = this.opts;
     const { chat } = outcome;
     const started = outcome.queued ? outcome.started : outcome;
+    // Committed: the answer goes out without waiting for the notices' flush (they are queued in order already).
     if (!started) {
-      await notifier.stream(chat.id, { queue_update: true, version: chat.version });
+      void notifier.stream(chat.id, { queue_update: true, version: chat.version });
       return { result: outcome };
     }
     const { message, prevMessageId } = started;
     const local = this.opts.wake();
-    await Promise.all([
+    void Promise.all([
       notifier.status(chat, { after_message_id: message.id, messages: [messageJson(message)], prev_message_id: prevMessageId, ...(outcome.queued ? { queue_update: true } : {}) }),
       local ? undefined : notifier.pending(chat.id),
     ]);

@@ -5,10 +5,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Logger } from '../observability/logger.js';
 import { isConnectionError } from '../postgres/errors.js';
+import { StatementBatcher } from '../postgres/batcher.js';
 import type { Database } from '../postgres/pool.js';
 import { retryWhileUnavailable } from '../postgres/retry.js';
 import type { Cancel, Subscriber } from '../pubsub/pubsub.js';
-import { acquirePendingChats, endChatTurn, getChatByID, heartbeatChats, recoverStaleChats, releaseWorkerChats, setChatRetry } from '../store/chats.js';
+import { acquirePendingChats, endChatTurns, getChatByID, heartbeatChats, recoverStaleChats, releaseWorkerChats, setChatRetry, type EndInput, type EndOutput } from '../store/chats.js';
 import { deleteExpiredIdempotencyKeys } from '../store/idempotency.js';
 import { getLatestChatMessageID } from '../store/messages.js';
 import type { Chat, ChatErrorKind, ChatProviderType } from '../store/types.js';
@@ -77,10 +78,13 @@ export class ChatWorker {
   private readonly log: Logger;
   /** Set while the database is unreachable, so an outage logs one warning per kind of work, not one per second. */
   private readonly failing = new Set<string>();
+  /** Turns that end in the same moment end in one statement. */
+  private readonly ends: StatementBatcher<EndInput, EndOutput | undefined>;
 
   constructor(private readonly opts: ChatWorkerOptions) {
     this.id = opts.id ?? newWorkerId();
     this.log = opts.logger.child({ component: 'chat-worker', workerId: this.id });
+    this.ends = new StatementBatcher((inputs) => endChatTurns(opts.db, this.id, inputs), { maxItems: 64, maxBytes: 4 << 20, sizeOf: (i) => i.text?.length ?? 0 });
   }
 
   async start(): Promise<void> {
@@ -221,7 +225,7 @@ export class ChatWorker {
     }
     parts.finish(chat.id);
 
-    let end: Awaited<ReturnType<typeof endChatTurn>>;
+    let end: EndOutput | undefined;
     try {
       end = await this.endDurably(chat, text, failure, signal);
     } catch (err) {
@@ -305,7 +309,7 @@ export class ChatWorker {
    */
   private async endDurably(chat: Chat, text: string | undefined, error: TurnFailure | undefined, signal: AbortSignal) {
     let ambiguous = false;
-    const end = await retryWhileUnavailable(() => endChatTurn(this.opts.db, chat.id, this.id, text, error), {
+    const end = await retryWhileUnavailable(() => this.ends.submit({ chatId: chat.id, text, error }), {
       signal,
       onRetry: (err, attempt, delayMs) => {
         ambiguous = true;

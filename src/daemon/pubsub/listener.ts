@@ -1,6 +1,7 @@
 import pg from 'pg';
 
-import { listen, unlisten } from '../store/pubsub.js';
+import { StatementBatcher } from '../postgres/batcher.js';
+import { listenBatch, listenStatement } from '../store/pubsub.js';
 
 /** The LISTEN side of one connection. A fake stands in for it in race tests. */
 export interface ListenerConnection {
@@ -49,16 +50,18 @@ export function pgListenerConnector(source: ConnectionConfigSource): ConnectList
       await client.end().catch(() => undefined);
       throw err;
     }
-    // One statement at a time: channels sync independently, and pg deprecates overlapping queries on one client.
-    let tail: Promise<unknown> = Promise.resolve();
-    const serial = (fn: () => Promise<void>): Promise<void> => {
-      const run = tail.then(fn);
-      tail = run.catch(() => undefined);
-      return run;
-    };
+    // One statement at a time (pg deprecates overlapping queries on one client), holding every LISTEN and UNLISTEN
+    // asked for meanwhile: thousands of streams opening at once cost a few round trips, not one each in a line.
+    const statements = new StatementBatcher(
+      async (sqls: string[]) => {
+        await listenBatch(client, sqls);
+        return sqls.map(() => undefined);
+      },
+      { maxItems: 1000 },
+    );
     return {
-      listen: (event) => serial(() => listen(client, event)),
-      unlisten: (event) => serial(() => unlisten(client, event)),
+      listen: (event) => statements.submit(listenStatement('LISTEN', event)),
+      unlisten: (event) => statements.submit(listenStatement('UNLISTEN', event)),
       async close() {
         gone = true;
         await client.end().catch(() => undefined);

@@ -60,12 +60,19 @@ export async function deleteAPIKey(db: Queryable, id: string, userId: string): P
   return ((await db.query(deleteAPIKeyQ, [id, userId])).rowCount ?? 0) > 0;
 }
 
-// Replicas may race to record a use; the condition keeps it one write per key per interval anyway.
-const touchAPIKeyQ = namedQuery(
-  'touchAPIKey',
-  'UPDATE api_keys SET last_used_at = now() WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2))',
+// Replicas may race to record a use; the condition keeps it one write per key per interval anyway, and a key
+// another replica is recording right now is skipped rather than waited for (nor deadlocked on: rows lock in id order).
+const touchAPIKeysQ = namedQuery(
+  'touchAPIKeys',
+  `UPDATE api_keys SET last_used_at = now()
+   WHERE id IN (
+     SELECT id FROM api_keys
+     WHERE id = ANY($1::text[]) AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2))
+     ORDER BY id FOR UPDATE SKIP LOCKED
+   )`,
 );
 
-export async function touchAPIKey(db: Queryable, id: string, intervalSeconds: number): Promise<void> {
-  await db.query(touchAPIKeyQ, [id, intervalSeconds]);
+/** Records a use of each key, at most once per `intervalSeconds`. */
+export async function touchAPIKeys(db: Queryable, ids: readonly string[], intervalSeconds: number): Promise<void> {
+  await db.query(touchAPIKeysQ, [ids, intervalSeconds]);
 }

@@ -1,4 +1,5 @@
 import { namedQuery, type QueryOptions, type Queryable } from '../postgres/pool.js';
+import type { StoredResponse } from './idempotency.js';
 import type { Chat, ChatErrorKind, ChatMessage, ChatRetry, ChatStatus, QueuedChatMessage } from './types.js';
 
 interface ChatRow {
@@ -49,21 +50,20 @@ export const toChat = (r: ChatRow): Chat => ({
   retry: toRetry(r),
 });
 
-const insertChatQ = namedQuery(
-  'insertChat',
-  `INSERT INTO chats (owner_id, title, status, last_model_config_id) VALUES ($1, $2, 'pending', $3) RETURNING ${chatColumns}`,
-);
-
-export async function insertChat(db: Queryable, ownerId: string, title: string, modelConfigId: string | null): Promise<Chat> {
-  const { rows } = await db.query<ChatRow>(insertChatQ, [ownerId, title, modelConfigId]);
-  return toChat(rows[0]!);
-}
-
 const getChatByIDQ = namedQuery('getChatByID', `SELECT ${chatColumns} FROM chats WHERE id = $1`);
 
 export async function getChatByID(db: Queryable, id: string, opts?: QueryOptions): Promise<Chat | undefined> {
   const { rows } = await db.query<ChatRow>(getChatByIDQ, [id], opts);
   return rows[0] && toChat(rows[0]);
+}
+
+const getChatsByIDsQ = namedQuery('getChatsByIDs', `SELECT ${chatColumns} FROM chats WHERE id = ANY($1::uuid[])`);
+
+/** Many chats in one read, in the order of `ids` (undefined for a missing one). */
+export async function getChatsByIDs(db: Queryable, ids: readonly string[]): Promise<Array<Chat | undefined>> {
+  const { rows } = await db.query<ChatRow>(getChatsByIDsQ, [ids]);
+  const byId = new Map(rows.map((r) => [r.id, toChat(r)]));
+  return ids.map((id) => byId.get(id));
 }
 
 const lockChatByIDQ = namedQuery('lockChatByID', `SELECT ${chatColumns} FROM chats WHERE id = $1 FOR UPDATE`);
@@ -74,8 +74,6 @@ export async function lockChatByID(tx: Queryable, id: string): Promise<Chat | un
   return rows[0] && toChat(rows[0]);
 }
 
-const sendChatMessageQ = namedQuery('sendChatMessage', 'SELECT * FROM chat_send_message($1, $2, $3, $4)');
-
 export type SendChatMessageResult =
   | { outcome: 'started'; chat: Chat; message: ChatMessage; prevMessageId: number }
   | { outcome: 'queued'; chat: Chat; queued: QueuedChatMessage }
@@ -84,32 +82,30 @@ export type SendChatMessageResult =
   | { outcome: 'full'; chat: Chat }
   | { outcome: 'archived'; chat: Chat };
 
-/**
- * One round trip under the chat's row lock, authorizing as it goes: a running or pending chat queues the message
- * (`full` at `queueLimit`), any other starts a turn with it, or with the oldest queued message when there is one
- * (`promoted`). Undefined when `ownerId` has no such chat.
- */
-export async function sendChatMessage(
-  db: Queryable,
-  chatId: string,
-  ownerId: string,
-  content: string,
-  queueLimit: number,
-): Promise<SendChatMessageResult | undefined> {
-  const { rows } = await db.query<
-    ChatRow & {
-      outcome: SendChatMessageResult['outcome'];
-      item_id: string | null;
-      item_created_at: Date | null;
-      prev_message_id: string | null;
-      promoted_id: string | null;
-      promoted_content: string | null;
-      promoted_created_at: Date | null;
-    }
-  >(sendChatMessageQ, [chatId, ownerId, content, queueLimit]);
-  const r = rows[0];
-  if (!r) return undefined;
+/** Timestamps arrive as text inside JSON. */
+const jsonDates = ['started_at', 'heartbeat_at', 'created_at', 'updated_at', 'retrying_at', 'item_created_at', 'promoted_created_at', 'assistant_created_at'];
+
+/** A row the statement returned as JSON (`to_jsonb`), with its timestamps as Dates again. */
+function fromJson<R>(json: Record<string, unknown>): R {
+  const row: Record<string, unknown> = { ...json };
+  for (const k of jsonDates) if (typeof row[k] === 'string') row[k] = new Date(row[k]);
+  return row as R;
+}
+
+type SendRow = ChatRow & {
+  outcome: SendChatMessageResult['outcome'];
+  item_id: string | null;
+  item_created_at: Date | null;
+  prev_message_id: string | null;
+  promoted_id: string | null;
+  promoted_content: string | null;
+  promoted_created_at: Date | null;
+};
+
+function toSendResult(json: Record<string, unknown>, content: string): SendChatMessageResult {
+  const r = fromJson<SendRow>(json);
   const chat = toChat(r);
+  const chatId = chat.id;
   if (r.outcome === 'full') return { outcome: 'full', chat };
   if (r.outcome === 'archived') return { outcome: 'archived', chat };
   const id = Number(r.item_id);
@@ -122,36 +118,146 @@ export async function sendChatMessage(
   return { outcome: 'started', chat, message: { id, chatId, role: 'user', content, createdAt: r.item_created_at! }, prevMessageId: Number(r.prev_message_id) };
 }
 
-const endChatTurnQ = namedQuery('endChatTurn', 'SELECT * FROM chat_end_turn($1, $2, $3, $4, $5)');
+export interface SendInput {
+  chatId: string;
+  ownerId: string;
+  content: string;
+  /** An Idempotency-Key and the request's fingerprint. */
+  idempotency?: { key: string; fingerprint: string };
+}
+
+/** A key seen before: the earlier request's fingerprint and what it did (`result`) or answered (`response`). */
+export interface Replay<R> {
+  fingerprint: string;
+  result?: R;
+  response: StoredResponse;
+}
+
+interface KeyRow {
+  fingerprint: string;
+  status: number;
+  response: unknown;
+  result: Record<string, unknown> | null;
+}
+
+const toReplay = <R>(k: KeyRow, parse: (json: Record<string, unknown>) => R): Replay<R> => ({
+  fingerprint: k.fingerprint,
+  response: { status: k.status, body: k.response },
+  ...(k.result ? { result: parse(k.result) } : {}),
+});
+
+type BatchRow = { idx: number; result: Record<string, unknown> | null; replay: KeyRow | null };
+
+/** Per send: `sent` undefined when the owner has no such chat. */
+export type SendOutput = { replay: Replay<SendChatMessageResult> } | { replay?: undefined; sent: SendChatMessageResult | undefined };
+
+const sendChatMessagesQ = namedQuery(
+  'sendChatMessages',
+  'SELECT idx, result, replay FROM chat_send_batch($1::uuid[], $2::uuid[], $3::text[], $4::int, $5::text[], $6::text[])',
+);
 
 /**
- * Ends the turn if the chat is still `workerId`'s, in one round trip: stores the reply, promotes the next queued
- * message unless the turn failed, and sets `pending`, `error` or `waiting`. Undefined when the chat was interrupted,
- * archived or taken over meanwhile. `added` are the new messages in order; `prevMessageId` the newest before them.
+ * Sends in one round trip, each under its chat's row lock and authorizing as it goes: a running or pending chat
+ * queues the message (`full` at `queueLimit`), any other starts a turn with it, or with the oldest queued message
+ * when there is one (`promoted`). A keyed send claims its key and stores its result in the same statement; an
+ * outcome that changed nothing gives the key back. Outputs are in the order of `inputs`.
  */
-export async function endChatTurn(
-  db: Queryable,
-  chatId: string,
-  workerId: string,
-  text: string | undefined,
-  lastError: { message: string; kind: ChatErrorKind } | undefined,
-): Promise<{ chat: Chat; added: ChatMessage[]; prevMessageId: number } | undefined> {
-  const { rows } = await db.query<
-    ChatRow & {
-      prev_message_id: string;
-      assistant_id: string | null;
-      assistant_created_at: Date | null;
-      promoted_id: string | null;
-      promoted_content: string | null;
-      promoted_created_at: Date | null;
-    }
-  >(endChatTurnQ, [chatId, workerId, text ?? null, lastError?.message ?? null, lastError?.kind ?? null]);
-  const r = rows[0];
-  if (!r) return undefined;
-  const added: ChatMessage[] = [];
-  if (r.assistant_id !== null) added.push({ id: Number(r.assistant_id), chatId, role: 'assistant', content: text!, createdAt: r.assistant_created_at! });
-  if (r.promoted_id !== null) added.push({ id: Number(r.promoted_id), chatId, role: 'user', content: r.promoted_content!, createdAt: r.promoted_created_at! });
-  return { chat: toChat(r), added, prevMessageId: Number(r.prev_message_id) };
+export async function sendChatMessages(db: Queryable, inputs: readonly SendInput[], queueLimit: number): Promise<SendOutput[]> {
+  const { rows } = await db.query<BatchRow>(sendChatMessagesQ, [
+    inputs.map((i) => i.chatId),
+    inputs.map((i) => i.ownerId),
+    inputs.map((i) => i.content),
+    queueLimit,
+    inputs.map((i) => i.idempotency?.key ?? null),
+    inputs.map((i) => i.idempotency?.fingerprint ?? null),
+  ]);
+  const out: SendOutput[] = inputs.map(() => ({ sent: undefined }));
+  for (const { idx, result, replay } of rows) {
+    const { content } = inputs[idx - 1]!;
+    const parse = (json: Record<string, unknown>) => toSendResult(json, content);
+    out[idx - 1] = replay ? { replay: toReplay(replay, parse) } : { sent: result ? parse(result) : undefined };
+  }
+  return out;
+}
+
+export interface CreateInput {
+  ownerId: string;
+  title: string;
+  modelConfigId: string | null;
+  message: string;
+  idempotency?: { key: string; fingerprint: string };
+}
+
+export type CreateOutput = { replay: Replay<Chat> } | { replay?: undefined; chat: Chat };
+
+const createChatsQ = namedQuery(
+  'createChats',
+  'SELECT idx, result, replay FROM chat_create_batch($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[])',
+);
+
+/** New chats, each `pending` with its first message, in one round trip; a keyed one claims its key and stores the chat. */
+export async function createChats(db: Queryable, inputs: readonly CreateInput[]): Promise<CreateOutput[]> {
+  const { rows } = await db.query<BatchRow>(createChatsQ, [
+    inputs.map((i) => i.ownerId),
+    inputs.map((i) => i.title),
+    inputs.map((i) => i.modelConfigId),
+    inputs.map((i) => i.message),
+    inputs.map((i) => i.idempotency?.key ?? null),
+    inputs.map((i) => i.idempotency?.fingerprint ?? null),
+  ]);
+  const parse = (json: Record<string, unknown>) => toChat(fromJson<ChatRow>(json));
+  const out = new Array<CreateOutput>(inputs.length);
+  for (const { idx, result, replay } of rows) out[idx - 1] = replay ? { replay: toReplay(replay, parse) } : { chat: parse(result!) };
+  return out;
+}
+
+export interface EndInput {
+  chatId: string;
+  text: string | undefined;
+  error: { message: string; kind: ChatErrorKind } | undefined;
+}
+
+/** A turn's end: the chat after it, the messages it added in order, and the newest message before them. */
+export interface EndOutput {
+  chat: Chat;
+  added: ChatMessage[];
+  prevMessageId: number;
+}
+
+const endChatTurnsQ = namedQuery('endChatTurns', 'SELECT idx, result FROM chat_end_turns($1::uuid[], $2, $3::text[], $4::text[], $5::text[])');
+
+type EndRow = ChatRow & {
+  prev_message_id: string;
+  assistant_id: string | null;
+  assistant_created_at: Date | null;
+  promoted_id: string | null;
+  promoted_content: string | null;
+  promoted_created_at: Date | null;
+};
+
+/**
+ * Ends turns of `workerId` in one round trip: each stores its reply, promotes the next queued message unless it
+ * failed, and sets `pending`, `error` or `waiting`. Undefined for a chat interrupted, archived or taken over
+ * meanwhile. Outputs are in the order of `inputs`.
+ */
+export async function endChatTurns(db: Queryable, workerId: string, inputs: readonly EndInput[]): Promise<Array<EndOutput | undefined>> {
+  const { rows } = await db.query<{ idx: number; result: Record<string, unknown> }>(endChatTurnsQ, [
+    inputs.map((i) => i.chatId),
+    workerId,
+    inputs.map((i) => i.text ?? null),
+    inputs.map((i) => i.error?.message ?? null),
+    inputs.map((i) => i.error?.kind ?? null),
+  ]);
+  const out: Array<EndOutput | undefined> = inputs.map(() => undefined);
+  for (const { idx, result } of rows) {
+    const r = fromJson<EndRow>(result);
+    const { chatId, text } = inputs[idx - 1]!;
+    const added: ChatMessage[] = [];
+    if (r.assistant_id !== null) added.push({ id: Number(r.assistant_id), chatId, role: 'assistant', content: text!, createdAt: r.assistant_created_at! });
+    if (r.promoted_id !== null) added.push({ id: Number(r.promoted_id), chatId, role: 'user', content: r.promoted_content!, createdAt: r.promoted_created_at! });
+    out[idx - 1] = { chat: toChat(r), added, prevMessageId: Number(r.prev_message_id) };
+  }
+  return out;
 }
 
 // Keyset pagination: newest first, after the chat named by the cursor.
@@ -232,7 +338,10 @@ export async function getChatVersions(db: Queryable, ids: string[], opts?: Query
 
 const heartbeatChatsQ = namedQuery(
   'heartbeatChats',
-  `UPDATE chats SET heartbeat_at = now() WHERE id = ANY($2::uuid[]) AND worker_id = $1 AND status = 'running' RETURNING id`,
+  // Locks in id order, as the batched sends and turn ends do: writers of several chat rows cannot deadlock.
+  `UPDATE chats SET heartbeat_at = now()
+    WHERE id IN (SELECT id FROM chats WHERE id = ANY($2::uuid[]) AND worker_id = $1 AND status = 'running' ORDER BY id FOR UPDATE)
+    RETURNING id`,
 );
 
 /** Refreshes the heartbeat of the chats this worker still runs and returns their ids: a missing id was taken away. */

@@ -32,32 +32,53 @@ export async function getChatMessagesAfter(db: Queryable, chatId: string, afterI
   return rows.map(toMessage);
 }
 
-// Rows start while the running total of content bytes is under $4: at least one row, and at most one past the budget.
-const getChatMessagePageQ = namedQuery(
-  'getChatMessagePage',
-  `SELECT id, chat_id, role, content, created_at, upto FROM (
-     SELECT id, chat_id, role, content, created_at, octet_length(content #>> '{}') AS size,
-            sum(octet_length(content #>> '{}')) OVER (ORDER BY id) AS upto
-     FROM chat_messages WHERE chat_id = $1 AND id > $2 ORDER BY id LIMIT $3
-   ) page WHERE upto - size < $4 ORDER BY id`,
+export interface PageRequest {
+  chatId: string;
+  afterId: number;
+  limit: number;
+  maxBytes: number;
+}
+
+export interface MessagePage {
+  messages: ChatMessage[];
+  more: boolean;
+}
+
+// Per request, rows start while the running total of content bytes is under its budget: at least one row, and at
+// most one past the budget.
+const getChatMessagePagesQ = namedQuery(
+  'getChatMessagePages',
+  `SELECT r.idx, p.id, p.chat_id, p.role, p.content, p.created_at, p.upto
+     FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::bigint[]) WITH ORDINALITY AS r(chat_id, after_id, lim, max_bytes, idx)
+     CROSS JOIN LATERAL (
+       SELECT id, chat_id, role, content, created_at, upto FROM (
+         SELECT m.id, m.chat_id, m.role, m.content, m.created_at, octet_length(m.content #>> '{}') AS size,
+                sum(octet_length(m.content #>> '{}')) OVER (ORDER BY m.id) AS upto
+           FROM chat_messages m WHERE m.chat_id = r.chat_id AND m.id > r.after_id ORDER BY m.id LIMIT r.lim
+       ) page WHERE upto - size < r.max_bytes
+     ) p
+    ORDER BY r.idx, p.id`,
 );
 
 /**
- * Messages after `afterId`, at most `limit` of them and about `maxBytes` of content (one message larger than that is
- * a page of its own), so a reader of a long history holds one bounded page at a time. `more` is false only when
- * the history has certainly ended.
+ * Pages of messages, one per request in its order, in one read: the messages after `afterId`, at most `limit` of
+ * them and about `maxBytes` of content (one message larger than that is a page of its own), so a reader of a long
+ * history holds one bounded page at a time. `more` is false only when the history has certainly ended.
  */
-export async function getChatMessagePage(
-  db: Queryable,
-  chatId: string,
-  afterId: number,
-  limit: number,
-  maxBytes: number,
-  opts?: QueryOptions,
-): Promise<{ messages: ChatMessage[]; more: boolean }> {
-  const { rows } = await db.query<MessageRow & { upto: string }>(getChatMessagePageQ, [chatId, afterId, limit, maxBytes], opts);
-  const last = rows.at(-1);
-  return { messages: rows.map(toMessage), more: rows.length === limit || (last !== undefined && Number(last.upto) >= maxBytes) };
+export async function getChatMessagePages(db: Queryable, reqs: readonly PageRequest[]): Promise<MessagePage[]> {
+  const { rows } = await db.query<MessageRow & { idx: string; upto: string }>(getChatMessagePagesQ, [
+    reqs.map((r) => r.chatId),
+    reqs.map((r) => r.afterId),
+    reqs.map((r) => r.limit),
+    reqs.map((r) => r.maxBytes),
+  ]);
+  const pages = reqs.map(() => ({ messages: [] as ChatMessage[], upto: 0 }));
+  for (const row of rows) {
+    const page = pages[Number(row.idx) - 1]!;
+    page.messages.push(toMessage(row));
+    page.upto = Number(row.upto);
+  }
+  return pages.map(({ messages, upto }, i) => ({ messages, more: messages.length === reqs[i]!.limit || (messages.length > 0 && upto >= reqs[i]!.maxBytes) }));
 }
 
 const getLastChatMessageByRoleQ = namedQuery(

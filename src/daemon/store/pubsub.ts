@@ -31,10 +31,10 @@ function quoteIdentifier(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
-export async function listen(client: SimpleQueryClient, event: string): Promise<void> {
-  await client.query(`LISTEN ${quoteIdentifier(event)}`);
-}
+/** LISTEN or UNLISTEN of one channel, as a statement for `listenBatch`. */
+export const listenStatement = (op: 'LISTEN' | 'UNLISTEN', event: string) => `${op} ${quoteIdentifier(event)}`;
 
-export async function unlisten(client: SimpleQueryClient, event: string): Promise<void> {
-  await client.query(`UNLISTEN ${quoteIdentifier(event)}`);
+/** Several LISTEN/UNLISTEN statements in one round trip, in order (one simple query, one transaction). */
+export async function listenBatch(client: SimpleQueryClient, statements: readonly string[]): Promise<void> {
+  await client.query(statements.join('; '));
 }

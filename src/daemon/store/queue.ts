@@ -12,12 +12,15 @@ const toQueued = (r: QueuedRow): QueuedChatMessage => ({ id: Number(r.id), chatI
 
 const getQueuedChatMessagesQ = namedQuery(
   'getQueuedChatMessages',
-  'SELECT id, chat_id, content, created_at FROM chat_queued_messages WHERE chat_id = $1 ORDER BY id',
+  'SELECT id, chat_id, content, created_at FROM chat_queued_messages WHERE chat_id = ANY($1::uuid[]) ORDER BY id',
 );
 
-export async function getQueuedChatMessages(db: Queryable, chatId: string, opts?: QueryOptions): Promise<QueuedChatMessage[]> {
-  const { rows } = await db.query<QueuedRow>(getQueuedChatMessagesQ, [chatId], opts);
-  return rows.map(toQueued);
+/** The queues of many chats in one read, in the order of `chatIds`, each oldest first. */
+export async function getQueuedChatMessages(db: Queryable, chatIds: readonly string[]): Promise<QueuedChatMessage[][]> {
+  const { rows } = await db.query<QueuedRow>(getQueuedChatMessagesQ, [chatIds]);
+  const byChat = new Map(chatIds.map((id) => [id, [] as QueuedChatMessage[]]));
+  for (const r of rows) byChat.get(r.chat_id)?.push(toQueued(r));
+  return chatIds.map((id) => byChat.get(id)!);
 }
 
 // The queue is part of what a stream shows: removing from it bumps the chat's version.

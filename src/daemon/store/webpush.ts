@@ -28,11 +28,22 @@ const toSubscription = (r: SubscriptionRow): WebpushSubscription => ({
   lastSuccessAt: r.last_success_at,
 });
 
-const getWebpushSubscriptionsByUserIDQ = namedQuery('getWebpushSubscriptionsByUserID', `SELECT ${columns} FROM webpush_subscriptions WHERE user_id = $1`);
+const getWebpushSubscriptionsByUserIDsQ = namedQuery('getWebpushSubscriptionsByUserIDs', `SELECT ${columns} FROM webpush_subscriptions WHERE user_id = ANY($1::uuid[])`);
+
+/** The subscriptions of each user, in the order of `userIds`. */
+export async function getWebpushSubscriptionsByUserIDs(db: Queryable, userIds: readonly string[]): Promise<WebpushSubscription[][]> {
+  const { rows } = await db.query<SubscriptionRow>(getWebpushSubscriptionsByUserIDsQ, [userIds]);
+  const byUser = new Map<string, WebpushSubscription[]>();
+  for (const r of rows) {
+    const list = byUser.get(r.user_id);
+    if (list) list.push(toSubscription(r));
+    else byUser.set(r.user_id, [toSubscription(r)]);
+  }
+  return userIds.map((id) => byUser.get(id) ?? []);
+}
 
 export async function getWebpushSubscriptionsByUserID(db: Queryable, userId: string): Promise<WebpushSubscription[]> {
-  const { rows } = await db.query<SubscriptionRow>(getWebpushSubscriptionsByUserIDQ, [userId]);
-  return rows.map(toSubscription);
+  return (await getWebpushSubscriptionsByUserIDs(db, [userId]))[0]!;
 }
 
 const upsertWebpushSubscriptionQ = namedQuery(

@@ -1,9 +1,10 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 import type { Logger } from '../observability/logger.js';
+import { StatementBatcher } from '../postgres/batcher.js';
 import type { Database, Queryable } from '../postgres/pool.js';
 import type { Publisher } from '../pubsub/pubsub.js';
-import { deleteAPIKey, insertAPIKey, listAPIKeysByUser, touchAPIKey } from '../store/apiKeys.js';
+import { deleteAPIKey, insertAPIKey, listAPIKeysByUser, touchAPIKeys } from '../store/apiKeys.js';
 import type { APIKey, User } from '../store/types.js';
 import { deleteUser, getUserByID, getUserByUsername, insertUser, listUsers, lockUserCreation, setUserSuspended } from '../store/users.js';
 import { authInvalidateChannel, revocationPayload, type APIKeyCache, type Revocation } from './apiKeyCache.js';
@@ -121,9 +122,18 @@ export class Authenticator {
   private readonly now: () => number;
   /** When this replica last recorded each key's use; bounded with the cache (entries of gone keys are cheap). */
   private readonly touched = new Map<string, number>();
+  /** The uses recorded in the same moment (500 users' first requests after a restart) are one statement. */
+  private readonly touches: StatementBatcher<string, void>;
 
   constructor(private readonly opts: AuthenticatorOptions) {
     this.now = opts.now ?? Date.now;
+    this.touches = new StatementBatcher(
+      async (ids) => {
+        await touchAPIKeys(opts.db, ids, lastUsedIntervalSeconds);
+        return ids.map(() => undefined);
+      },
+      { maxItems: 500 },
+    );
   }
 
   async authenticate(token: string): Promise<AuthResult> {
@@ -147,7 +157,7 @@ export class Authenticator {
     this.touched.delete(keyId);
     this.touched.set(keyId, now);
     if (this.touched.size > 10_000) this.touched.delete(this.touched.keys().next().value!);
-    touchAPIKey(this.opts.db, keyId, lastUsedIntervalSeconds).catch((err: unknown) => this.opts.logger.debug({ err, keyId }, 'auth: recording a key use failed'));
+    this.touches.submit(keyId).catch((err: unknown) => this.opts.logger.debug({ err, keyId }, 'auth: recording a key use failed'));
   }
 }
 

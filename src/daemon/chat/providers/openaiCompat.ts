@@ -47,7 +47,8 @@ export function openaiCompatProvider(opts: { timeoutMs: number }): ModelProvider
       let buffered = '';
       try {
         res.body.setEncoding('utf8');
-        for await (const chunk of res.body as AsyncIterable<string>) {
+        // Not destroyed on [DONE]: destroying a body builds an abort error and gives up the connection.
+        for await (const chunk of res.body.iterator({ destroyOnReturn: false }) as AsyncIterable<string>) {
           buffered += chunk;
           let nl: number;
           while ((nl = buffered.indexOf('\n')) >= 0) {
@@ -56,9 +57,10 @@ export function openaiCompatProvider(opts: { timeoutMs: number }): ModelProvider
             if (!line.startsWith('data:')) continue;
             const data = line.slice(5).trim();
             if (data === '[DONE]') {
-              // The answer is complete: do not wait on a server that keeps the response open. Servers normally end
-              // it in the same packet, so the connection still goes back to the pool.
-              res.body.destroy();
+              // The answer is complete: the rest (normally only the end, in the same packet) is read in the
+              // background, so the connection goes back to the pool and no turn waits on a server that keeps the
+              // response open (its body timeout ends that).
+              void res.body.dump().catch(() => undefined);
               return text;
             }
             let json: ChunkJson;
