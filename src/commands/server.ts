@@ -13,6 +13,7 @@ import { defaultDataDir } from '../daemon/postgres/embedded.js';
 import { isConnectionError } from '../daemon/postgres/errors.js';
 import { describeConnection } from '../daemon/postgres/pool.js';
 import type { NatsTarget } from '../daemon/pubsub/nats.js';
+import { defaultEncryptionThreads } from '../daemon/webpush/config.js';
 import { normalizeSubject } from '../daemon/webpush/vapid.js';
 
 const durationKeys = new Set(['fake-token-delay', 'shutdown-grace', 'chat-heartbeat-interval', 'chat-stale-after']);
@@ -80,8 +81,7 @@ export default class Server extends BaseCommand {
       env: 'CODER_LITE_WEBPUSH_TTL',
     }),
     'webpush-encryption-threads': intFlag({
-      description: 'Worker threads that encrypt push payloads; 0 encrypts on the main thread.',
-      default: 0,
+      description: 'Worker threads that encrypt push payloads; 0 encrypts on the main thread. [default: 1 with two or more cores, else 0]',
       min: 0,
       max: 64,
       env: 'CODER_LITE_WEBPUSH_ENCRYPTION_THREADS',
@@ -179,7 +179,7 @@ export default class Server extends BaseCommand {
         subject: flags['webpush-subject'],
         allowInsecureEndpoints: flags['webpush-allow-insecure-endpoints'],
         ttlSeconds: flags['webpush-ttl'],
-        encryptionThreads: flags['webpush-encryption-threads'],
+        encryptionThreads: flags['webpush-encryption-threads'] ?? defaultEncryptionThreads,
       },
     });
     if (human) process.stderr.write(banner(daemon, { dataDir, embedded: !flags['postgres-url'], pubsub: flags.pubsub, accessUrl: flags['access-url'] }));

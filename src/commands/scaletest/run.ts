@@ -9,6 +9,7 @@ import { durationFlag, FlagValueError, httpAddressFlag, httpUrlFlag, intFlag, nu
 import { natsTargetFromFlags, pubsubFlags } from '../../cli/pubsub.js';
 import { ConfigError, parseHttpAddress } from '../../daemon/config.js';
 import { createLogger } from '../../daemon/observability/logger.js';
+import { defaultEncryptionThreads } from '../../daemon/webpush/config.js';
 import { renderHtml } from '../../scaletest/html.js';
 import { startLlmMockWorker } from '../../scaletest/llmMockWorker.js';
 import { runMetadata } from '../../scaletest/metadata.js';
@@ -78,10 +79,10 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\` (--js
     'postgres-pool-max': intFlag({ description: "The in-process daemon's pool size.", min: 1, max: 1000, default: 10 }),
     ...pubsubFlags(['postgres', 'nats']),
     'push-encryption-threads': intFlag({
-      description: "The in-process daemon's worker threads for push encryption (server --webpush-encryption-threads); 0 encrypts on its main thread.",
+      description:
+        "The in-process daemon's worker threads for push encryption (server --webpush-encryption-threads); 0 encrypts on its main thread. [default: 1 with two or more cores, else 0]",
       min: 0,
       max: 64,
-      default: 0,
     }),
     'config-cache': Flags.boolean({ description: "The in-process daemon's chat config cache (--no-config-cache re-reads config every turn).", default: true, allowNo: true }),
     'subscription-cache': Flags.boolean({
@@ -196,7 +197,7 @@ Prints a report on stdout and, last, one line \`SCALETEST_SUMMARY=<json>\` (--js
       turnTimeoutMs: flags['turn-timeout'],
       configCache: flags['config-cache'],
       subscriptionCache: flags['subscription-cache'],
-      pushEncryptionThreads: flags['push-encryption-threads'],
+      pushEncryptionThreads: flags['push-encryption-threads'] ?? defaultEncryptionThreads,
       thresholds,
       cleanup: flags.cleanup,
       meta: runMetadata(this.argv),

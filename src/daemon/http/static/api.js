@@ -77,8 +77,10 @@ export async function api(method, path, body, { token = getToken(), idempotent =
 /**
  * Keeps a WebSocket of the API open. `prepare()` runs before every (re)connect and returns the path to open, so
  * the caller can re-read what it may have missed and pass its cursor; a 401 or 404 from it ends the attempts.
- * Reconnects back off from 1 s to 15 s. Returns `stop()` and `send(message)`, which writes JSON to the socket
- * while it is open and drops it otherwise (`onState('live')` says when to say it again).
+ * Reconnects back off from 1 s to 15 s, each wait drawn from its upper half so that the consoles a restart cut off
+ * do not all come back in the same instant (a daemon admits new sockets at a bounded rate). Returns `stop()` and
+ * `send(message)`, which writes JSON to the socket while it is open and drops it otherwise (`onState('live')` says
+ * when to say it again).
  */
 export function keepOpen({ prepare, onEvents, onState }) {
   let stopped = false;
@@ -87,7 +89,7 @@ export function keepOpen({ prepare, onEvents, onState }) {
   let delay = 1000;
   const retry = () => {
     onState('reconnecting');
-    timer = setTimeout(connect, delay);
+    timer = setTimeout(connect, delay * (0.5 + Math.random() / 2));
     delay = Math.min(delay * 2, 15_000);
   };
   const connect = async () => {
