@@ -26,6 +26,8 @@ export function chatList(serviceWorker) {
     const known = chats.get(chat.id);
     if (!known || chat.updated_at >= known.updated_at) chats.set(chat.id, chat);
   };
+  // A change to a chat on a page not loaded yet waits for that page: shown now, it would sit out of order.
+  const pastLoaded = (chat) => more && !chats.has(chat.id) && chat.created_at < (chats.get(oldest())?.created_at ?? '');
   const oldest = () => [...chats.values()].reduce((a, c) => (a && a.created_at <= c.created_at ? a : c), undefined)?.id;
 
   const archive = async (chat) => {
@@ -72,7 +74,7 @@ export function chatList(serviceWorker) {
     },
     onEvents: (events) => {
       if (events.length === 0) return void fetchPage().catch(() => undefined);
-      for (const e of events) if (e.chat) upsert(e.kind === 'archived' ? { ...e.chat, archived: true } : e.chat);
+      for (const e of events) if (e.chat && !pastLoaded(e.chat)) upsert(e.kind === 'archived' ? { ...e.chat, archived: true } : e.chat);
       render();
     },
     onState: (s) => (state.textContent = s === 'live' ? '' : s === 'reconnecting' ? 'reconnecting…' : 'offline'),
