@@ -238,7 +238,7 @@ export async function startDaemon(config: DaemonConfig, seams: DaemonSeams = {})
       listeners: [failedTurnLog(logger), ...(seams.turnEndListeners ?? []), ...(webpush ? [webpush.turnPush] : [])],
       config: chatConfig,
     });
-    const chatService = new ChatService({ db, notifier, configCache, wake: () => worker.wake() });
+    const chatService = new ChatService({ db, notifier, configCache, wake: () => worker.wake(), turns: worker });
     await chatService.seedDefaultModel(chatConfig);
     const pushWindow = webpush && (await life.start('push failure window', () => new PushWindow(webpush.metrics.dispatch), (w) => w.close()));
     const httpMetrics = createHttpMetrics(registry);

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -134,12 +133,16 @@ export class ChatRunner {
   readonly created: Array<{ id: string; token: string }> = [];
   /** Turn durations (s) since the last takeRecentTurnDurations(): the timeline's percentiles per interval. */
   private recent: number[] = [];
+  /**
+   * What stops each active chat when the run is stopped. One listener on the run's signal serves them all: an
+   * AbortSignal checks every listener it holds on each add, so a listener per chat or per request cost the load
+   * generator time proportional to the chats in flight, on every request.
+   */
+  private readonly onStop = new Set<() => void>();
   /** By viewer pair, `<api replica>→<stream replica>` (1-based, in --url order). */
   readonly parts: Record<string, PartCounts> = {};
 
   constructor(private readonly opts: ChatRunnerOptions) {
-    // Every active chat and every request in flight listens to the one stop signal.
-    setMaxListeners(0, opts.signal);
     const connections = Math.max(8, Math.ceil((opts.httpConnections ?? 64) / opts.baseUrls.length));
     this.http = opts.baseUrls.map((u) => new Pool(new URL(u).origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 }));
     this.wsBase = opts.baseUrls.map((u) => {
@@ -147,6 +150,15 @@ export class ChatRunner {
       base.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
       return base.origin;
     });
+    // Requests in flight end with their pools; chats waiting on a turn are told through `onStop`.
+    opts.signal.addEventListener(
+      'abort',
+      () => {
+        for (const h of this.http) void h.destroy().catch(() => undefined);
+        for (const stop of this.onStop) stop();
+      },
+      { once: true },
+    );
   }
 
   /** Chat i talks to one replica and streams from the next. */
@@ -233,7 +245,7 @@ export class ChatRunner {
     for (let attempt = 1; ; attempt++) {
       let res;
       try {
-        res = await this.http[replica]!.request({ path, method: 'POST', headers, body: payload, signal: this.opts.signal });
+        res = await this.http[replica]!.request({ path, method: 'POST', headers, body: payload });
       } catch (err) {
         if (this.opts.signal.aborted) throw this.stopped('stopped during a request');
         if (attempt < maxAttempts) {
@@ -384,7 +396,7 @@ export class ChatRunner {
         finishIfDone();
       });
     const onAbort = () => wait?.reject(this.stopped('stopped mid-turn'));
-    signal.addEventListener('abort', onAbort, { once: true });
+    this.onStop.add(onAbort);
 
     // A chat starts when a handshake slot is free: 5000 chats start as fast as the daemon accepts their streams.
     const releaseSlot = await this.openingSlot();
@@ -419,7 +431,7 @@ export class ChatRunner {
       this.fail(failure);
     } finally {
       releaseSlot();
-      signal.removeEventListener('abort', onAbort);
+      this.onStop.delete(onAbort);
       if (ws) {
         ws.removeAllListeners('close');
         ws.on('error', () => undefined);

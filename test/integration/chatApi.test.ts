@@ -14,9 +14,10 @@ const api = chatApi(daemon.url, alice.token);
 const queryCount = (name: string) => daemon.db.stats().queries[name] ?? 0;
 
 describe('chat API and streams', () => {
-  it('streams pending → running, parts, the assistant message and waiting; the snapshot starts with status', async () => {
+  it('streams running, parts, the assistant message and waiting; the snapshot starts with status', async () => {
+    // A replica whose worker has room claims the turn in the statement that starts it: no `pending` step.
     const chat = await api.createChat('hello world');
-    expect(chat.status).toBe('pending');
+    expect(chat.status).toBe('running');
     const stream = await openStream(daemon.url, alice.token, chat.id);
     await stream.waitFor((e, all) => e.type === 'status' && e.status === 'waiting' && all.some((x) => x.type === 'message' && x.message.role === 'assistant'));
     expect(stream.events()[0]!.type).toBe('status');
@@ -32,7 +33,7 @@ describe('chat API and streams', () => {
     expect(parts.length).toBeGreaterThan(0);
     expect(assistant && assistant.type === 'message' && assistant.message.content).toBe(parts.map((p) => (p.type === 'message_part' ? p.text : '')).join(''));
     expect(stream.statuses().at(-1)).toBe('waiting');
-    expect(events.flatMap((e) => (e.type === 'status' ? [e.status] : []))).toContain('running');
+    expect(events.flatMap((e) => (e.type === 'status' ? [e.status] : []))).toEqual(['running', 'waiting']);
     stream.close();
 
     // A second subscriber with after_id sees only the newer messages.
@@ -46,6 +47,21 @@ describe('chat API and streams', () => {
     expect(snapshot[0]).toMatchObject({ type: 'status', status: 'waiting', last_error: null });
     expect(snapshot.filter((e) => e.type === 'message').map((e) => (e.type === 'message' ? e.message.id : 0))).toEqual([second!.id, ...rest.map((m) => m.id)]);
     late.close();
+  });
+
+  it('a replica with no room for another turn leaves the chat pending, and claims it once a turn ends', async () => {
+    const full = await startTestDaemon({ chat: { fakeTokens: 100, fakeTokenDelayMs: 10, maxConcurrentTurns: 1 } });
+    const owner = await createTestUser(full);
+    const fullApi = chatApi(full.url, owner.token);
+    const first = await fullApi.createChat('one');
+    expect(first.status).toBe('running');
+    const second = await fullApi.createChat('two');
+    expect(second.status).toBe('pending');
+    const stream = await openStream(full.url, owner.token, second.id);
+    await stream.waitFor((e) => e.type === 'status' && e.status === 'waiting', 20_000);
+    expect(stream.statuses()).toEqual(['pending', 'running', 'waiting']);
+    expect((await chatApi(full.url, owner.token).get(first.id)).body.status).toBe('waiting');
+    stream.close();
   });
 
   it('sends frames of at most 256 events', async () => {

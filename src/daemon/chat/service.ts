@@ -13,6 +13,7 @@ import {
   type SendChatMessageResult,
   type SendInput,
   type SendOutput,
+  type TurnClaimer,
 } from '../store/chats.js';
 import { defaultModelChosen, getDefaultChatModelConfig, lockChatConfigSeed, setDefaultChatModelConfig, upsertChatModelConfig, upsertChatProvider } from '../store/providers.js';
 import type { StoredResponse } from '../store/idempotency.js';
@@ -23,6 +24,7 @@ import type { Chat, ChatMessage, QueuedChatMessage, User } from '../store/types.
 import type { ResolvedChatConfig } from './config.js';
 import type { ConfigCache } from './configCache.js';
 import { statusNotice, type ChatNotifier } from './notifier.js';
+import type { PromptMessage } from './providers/provider.js';
 
 /** Messages a running chat may hold in its queue. */
 export const maxQueuedMessages = 20;
@@ -71,6 +73,22 @@ export interface ChatServiceOptions {
    * (NOTIFY is not free: a replica with room does not wake the others for each message).
    */
   wake: () => boolean;
+  /** This replica's worker, for sends and creates that claim their turn in their own statement. */
+  turns?: TurnClaims;
+}
+
+/**
+ * A worker that runs the turns sends and creates claim for it: the chat goes `running` in the statement that starts the
+ * turn, with no `pending` step, no claim statement and no second status change to tell every viewer.
+ */
+export interface TurnClaims {
+  readonly claimer: TurnClaimer;
+  /** A slot for one turn; false when the worker has no room (the chat then goes `pending`, for any replica). */
+  reserve(): boolean;
+  /** Runs a turn claimed in a reserved slot. */
+  adopt(chat: Chat, history: PromptMessage[]): void;
+  /** Gives back a reserved slot that no turn took. */
+  release(): void;
 }
 
 /**
@@ -99,12 +117,12 @@ export class ChatService {
   private readonly creates: StatementBatcher<CreateInput, CreateOutput>;
 
   constructor(private readonly opts: ChatServiceOptions) {
-    this.sends = new StatementBatcher((inputs) => sendChatMessages(opts.db, inputs, maxQueuedMessages), {
+    this.sends = new StatementBatcher((inputs) => sendChatMessages(opts.db, inputs, maxQueuedMessages, opts.turns?.claimer), {
       maxItems: 64,
       maxBytes: 4 << 20,
       sizeOf: (i) => i.content.length,
     });
-    this.creates = new StatementBatcher((inputs) => createChats(opts.db, inputs), { maxItems: 64, maxBytes: 4 << 20, sizeOf: (i) => i.message.length });
+    this.creates = new StatementBatcher((inputs) => createChats(opts.db, inputs, opts.turns?.claimer), { maxItems: 64, maxBytes: 4 << 20, sizeOf: (i) => i.message.length });
   }
 
   /**
@@ -123,16 +141,21 @@ export class ChatService {
   async create(owner: User, input: { message: string; title?: string; modelConfigId?: string }, idem?: IdempotentRequest<Chat>): Promise<Outcome<Chat>> {
     // Resolving through the cache proves the model config exists and its provider is enabled.
     if (input.modelConfigId) await this.opts.configCache.resolve(input.modelConfigId);
-    const out = await this.creates.submit({
-      ownerId: owner.id,
-      title: input.title?.trim() || titleFrom(input.message),
-      modelConfigId: input.modelConfigId ?? null,
-      message: input.message,
-      ...keyOf(idem),
-    });
+    const out = await this.claiming((claim) =>
+      this.creates.submit({
+        ownerId: owner.id,
+        title: input.title?.trim() || titleFrom(input.message),
+        modelConfigId: input.modelConfigId ?? null,
+        message: input.message,
+        ...keyOf(idem),
+        claim,
+      }),
+      (o) => (o.replay || o.chat.status !== 'running' ? undefined : { chat: o.chat, history: [{ role: 'user', content: input.message }] }),
+    );
     if (out.replay) return replay(out.replay, idem, (chat) => chat);
     const { chat } = out;
-    const local = this.opts.wake();
+    // No viewer can have subscribed to the chat before it existed: only the owner's list hears of it.
+    const local = chat.status === 'running' || this.opts.wake();
     await Promise.all([local ? undefined : this.opts.notifier.pending(chat.id), this.opts.notifier.owner('created', chat)]);
     return { result: chat };
   }
@@ -150,7 +173,10 @@ export class ChatService {
    * statement authorizes too: another user's chat is `ChatGoneError`, as if it did not exist.
    */
   async send(owner: User, chatId: string, content: string, idem?: IdempotentRequest<SendResult>): Promise<Outcome<SendResult>> {
-    const out = await this.sends.submit({ chatId, ownerId: owner.id, content, ...keyOf(idem) });
+    const out = await this.claiming(
+      (claim) => this.sends.submit({ chatId, ownerId: owner.id, content, ...keyOf(idem), claim }),
+      (o) => (!o.replay && o.sent && 'history' in o.sent && o.sent.history ? { chat: o.sent.chat, history: o.sent.history } : undefined),
+    );
     if (out.replay) return replay(out.replay, idem, (r) => sendResult(chatId, r));
     const outcome = sendResult(chatId, out.sent);
     const { notifier } = this.opts;
@@ -162,12 +188,34 @@ export class ChatService {
       return { result: outcome };
     }
     const { message, prevMessageId } = started;
-    const local = this.opts.wake();
+    // A turn this send claimed is running here already; else the worker that claims it tells the viewers.
+    const local = chat.status === 'running' || this.opts.wake();
     void Promise.all([
       notifier.status(chat, { after_message_id: message.id, messages: [messageJson(message)], prev_message_id: prevMessageId, ...(outcome.queued ? { queue_update: true } : {}) }),
       local ? undefined : notifier.pending(chat.id),
     ]);
     return { result: outcome };
+  }
+
+  /**
+   * Runs `statement` with a turn slot of this replica's worker when it has one, so the turn the statement starts is
+   * claimed for it; the slot goes to the turn `claimed` finds in the outcome, or back to the worker.
+   */
+  private async claiming<T>(statement: (claim: boolean) => Promise<T>, claimed: (out: T) => { chat: Chat; history: PromptMessage[] } | undefined): Promise<T> {
+    const turns = this.opts.turns;
+    const claim = turns?.reserve() ?? false;
+    let out: T;
+    try {
+      out = await statement(claim);
+    } catch (err) {
+      if (claim) turns!.release();
+      throw err;
+    }
+    if (!claim) return out;
+    const turn = claimed(out);
+    if (turn) turns!.adopt(turn.chat, turn.history);
+    else turns!.release();
+    return out;
   }
 
   /**

@@ -9,7 +9,18 @@ import { StatementBatcher } from '../postgres/batcher.js';
 import type { Database } from '../postgres/pool.js';
 import { retryWhileUnavailable } from '../postgres/retry.js';
 import type { Cancel, Subscriber } from '../pubsub/pubsub.js';
-import { acquirePendingChats, endChatTurns, getChatByID, heartbeatChats, recoverStaleChats, releaseWorkerChats, setChatRetry, type EndInput, type EndOutput } from '../store/chats.js';
+import {
+  acquirePendingChats,
+  endChatTurns,
+  getChatByID,
+  heartbeatChats,
+  recoverStaleChats,
+  releaseWorkerChats,
+  setChatRetry,
+  type EndInput,
+  type EndOutput,
+  type TurnClaimer,
+} from '../store/chats.js';
 import { deleteExpiredIdempotencyKeys } from '../store/idempotency.js';
 import { getLatestChatMessageID } from '../store/messages.js';
 import type { Chat, ChatErrorKind, ChatProviderType } from '../store/types.js';
@@ -69,7 +80,12 @@ export interface ChatWorkerOptions {
  */
 export class ChatWorker {
   readonly id: string;
+  /** Who a send or create claims its turn for, and the history it reads for it. */
+  readonly claimer: TurnClaimer;
   private readonly turns = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  /** Slots held for sends and creates whose statement may claim their turn (`reserve`), until `adopt` or `release`. */
+  private reserved = 0;
+  private reservationsSettled: (() => void) | undefined;
   private claiming = false;
   private again = false;
   private closed = false;
@@ -83,6 +99,7 @@ export class ChatWorker {
 
   constructor(private readonly opts: ChatWorkerOptions) {
     this.id = opts.id ?? newWorkerId();
+    this.claimer = { workerId: this.id, historyLimit };
     this.log = opts.logger.child({ component: 'chat-worker', workerId: this.id });
     this.ends = new StatementBatcher((inputs) => endChatTurns(opts.db, this.id, inputs), { maxItems: 64, maxBytes: 4 << 20, sizeOf: (i) => i.text?.length ?? 0 });
   }
@@ -105,7 +122,7 @@ export class ChatWorker {
    * replica has no room for another turn: then other replicas must be told (`chat:pending`).
    */
   wake(): boolean {
-    if (this.closed || this.turns.size >= this.opts.config.maxConcurrentTurns) return false;
+    if (this.closed || this.busy() >= this.opts.config.maxConcurrentTurns) return false;
     if (this.claiming) {
       this.again = true;
       return true;
@@ -120,6 +137,31 @@ export class ChatWorker {
     return this.turns.size;
   }
 
+  private busy(): number {
+    return this.turns.size + this.reserved;
+  }
+
+  /** A slot for a turn that a send or create may claim in its own statement; false when this replica has no room. */
+  reserve(): boolean {
+    if (this.closed || this.busy() >= this.opts.config.maxConcurrentTurns) return false;
+    this.reserved++;
+    return true;
+  }
+
+  /** Runs a turn that a send or create claimed for this worker, in the slot it reserved. */
+  adopt(chat: Chat, history: PromptMessage[]): void {
+    this.release();
+    // Closing waits for every reservation, then hands back all this worker's chats: this one among them.
+    if (this.closed) return;
+    this.startTurn(chat, history, true);
+  }
+
+  /** Gives back a slot that no turn took. */
+  release(): void {
+    this.reserved--;
+    if (this.reserved === 0) this.reservationsSettled?.();
+  }
+
   /**
    * Stops claiming, stops running turns and hands their chats back as `pending` for any replica. The hand-back is
    * retried while the database is away, until `deadline` aborts; then the stale sweep of another replica takes over.
@@ -129,6 +171,8 @@ export class ChatWorker {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     await Promise.all(this.cancels.map((c) => c()));
+    // A send whose statement is still out may claim a turn for this worker: it is handed back below with the rest.
+    if (this.reserved > 0) await new Promise<void>((resolve) => (this.reservationsSettled = resolve));
     for (const chatId of this.turns.keys()) this.stop(chatId, 'shutdown');
     await Promise.all([...this.turns.values()].map((t) => t.done));
     let released: Chat[];
@@ -154,8 +198,8 @@ export class ChatWorker {
     try {
       do {
         this.again = false;
-        while (!this.closed && this.turns.size < this.opts.config.maxConcurrentTurns) {
-          const limit = Math.min(claimBatch, this.opts.config.maxConcurrentTurns - this.turns.size);
+        while (!this.closed && this.busy() < this.opts.config.maxConcurrentTurns) {
+          const limit = Math.min(claimBatch, this.opts.config.maxConcurrentTurns - this.busy());
           const claimed = await acquirePendingChats(this.opts.db, this.id, limit, historyLimit);
           this.recovered('claim');
           for (const { chat, history } of claimed) this.startTurn(chat, history);
@@ -167,19 +211,20 @@ export class ChatWorker {
     }
   }
 
-  private startTurn(chat: Chat, history: PromptMessage[]): void {
+  /** `announced`: the statement that claimed the turn told the chat's viewers it runs (a send or create). */
+  private startTurn(chat: Chat, history: PromptMessage[], announced = false): void {
     const abort = new AbortController();
-    const done = this.runTurn(chat, history, abort.signal)
+    const done = this.runTurn(chat, history, abort.signal, announced)
       .catch((err: unknown) => this.log.error({ err, chatId: chat.id }, 'chat worker: turn failed unexpectedly'))
       .finally(() => this.turns.delete(chat.id));
     this.turns.set(chat.id, { abort, done });
   }
 
-  private async runTurn(chat: Chat, history: PromptMessage[], signal: AbortSignal): Promise<void> {
+  private async runTurn(chat: Chat, history: PromptMessage[], signal: AbortSignal, announced: boolean): Promise<void> {
     const { notifier, parts, metrics } = this.opts;
     const started = performance.now();
     parts.beginTurn(chat.id, chat.generation);
-    void notifier.status(chat, { worker_id: this.id });
+    if (!announced) void notifier.status(chat, { worker_id: this.id });
     let model: ResolvedModel | undefined;
     let text: string | undefined;
     let failure: TurnFailure | undefined;

@@ -74,11 +74,14 @@ export async function lockChatByID(tx: Queryable, id: string): Promise<Chat | un
   return rows[0] && toChat(rows[0]);
 }
 
+/** A turn a send claimed for the worker that asked (`running` already): what its model call is sent. */
+export type ClaimedHistory = Array<Pick<ChatMessage, 'role' | 'content'>>;
+
 export type SendChatMessageResult =
-  | { outcome: 'started'; chat: Chat; message: ChatMessage; prevMessageId: number }
+  | { outcome: 'started'; chat: Chat; message: ChatMessage; prevMessageId: number; history?: ClaimedHistory }
   | { outcome: 'queued'; chat: Chat; queued: QueuedChatMessage }
   /** The chat was idle with messages queued: the message went behind them and the oldest one started. */
-  | { outcome: 'promoted'; chat: Chat; queued: QueuedChatMessage; message: ChatMessage; prevMessageId: number }
+  | { outcome: 'promoted'; chat: Chat; queued: QueuedChatMessage; message: ChatMessage; prevMessageId: number; history?: ClaimedHistory }
   | { outcome: 'full'; chat: Chat }
   | { outcome: 'archived'; chat: Chat };
 
@@ -100,6 +103,7 @@ type SendRow = ChatRow & {
   promoted_id: string | null;
   promoted_content: string | null;
   promoted_created_at: Date | null;
+  history?: ClaimedHistory;
 };
 
 function toSendResult(json: Record<string, unknown>, content: string): SendChatMessageResult {
@@ -111,11 +115,12 @@ function toSendResult(json: Record<string, unknown>, content: string): SendChatM
   const id = Number(r.item_id);
   const queued = { id, chatId, content, createdAt: r.item_created_at! };
   if (r.outcome === 'queued') return { outcome: 'queued', chat, queued };
+  const claimed = r.history ? { history: r.history } : {};
   if (r.outcome === 'promoted') {
     const message: ChatMessage = { id: Number(r.promoted_id), chatId, role: 'user', content: r.promoted_content!, createdAt: r.promoted_created_at! };
-    return { outcome: 'promoted', chat, queued, message, prevMessageId: Number(r.prev_message_id) };
+    return { outcome: 'promoted', chat, queued, message, prevMessageId: Number(r.prev_message_id), ...claimed };
   }
-  return { outcome: 'started', chat, message: { id, chatId, role: 'user', content, createdAt: r.item_created_at! }, prevMessageId: Number(r.prev_message_id) };
+  return { outcome: 'started', chat, message: { id, chatId, role: 'user', content, createdAt: r.item_created_at! }, prevMessageId: Number(r.prev_message_id), ...claimed };
 }
 
 export interface SendInput {
@@ -124,6 +129,14 @@ export interface SendInput {
   content: string;
   /** An Idempotency-Key and the request's fingerprint. */
   idempotency?: { key: string; fingerprint: string };
+  /** A turn the send starts is claimed for the batch's worker (`running` at once, with its history). */
+  claim?: boolean;
+}
+
+/** The worker that claims the turns its replica's sends and creates start, and the history a claim reads. */
+export interface TurnClaimer {
+  workerId: string;
+  historyLimit: number;
 }
 
 /** A key seen before: the earlier request's fingerprint and what it did (`result`) or answered (`response`). */
@@ -153,16 +166,17 @@ export type SendOutput = { replay: Replay<SendChatMessageResult> } | { replay?: 
 
 const sendChatMessagesQ = namedQuery(
   'sendChatMessages',
-  'SELECT idx, result, replay FROM chat_send_batch($1::uuid[], $2::uuid[], $3::text[], $4::int, $5::text[], $6::text[])',
+  'SELECT idx, result, replay FROM chat_send_batch($1::uuid[], $2::uuid[], $3::text[], $4::int, $5::text[], $6::text[], $7::boolean[], $8, $9::int)',
 );
 
 /**
  * Sends in one round trip, each under its chat's row lock and authorizing as it goes: a running or pending chat
  * queues the message (`full` at `queueLimit`), any other starts a turn with it, or with the oldest queued message
  * when there is one (`promoted`). A keyed send claims its key and stores its result in the same statement; an
- * outcome that changed nothing gives the key back. Outputs are in the order of `inputs`.
+ * outcome that changed nothing gives the key back. A turn a send with `claim` starts is `claimer`'s. Outputs are in
+ * the order of `inputs`.
  */
-export async function sendChatMessages(db: Queryable, inputs: readonly SendInput[], queueLimit: number): Promise<SendOutput[]> {
+export async function sendChatMessages(db: Queryable, inputs: readonly SendInput[], queueLimit: number, claimer?: TurnClaimer): Promise<SendOutput[]> {
   const { rows } = await db.query<BatchRow>(sendChatMessagesQ, [
     inputs.map((i) => i.chatId),
     inputs.map((i) => i.ownerId),
@@ -170,6 +184,9 @@ export async function sendChatMessages(db: Queryable, inputs: readonly SendInput
     queueLimit,
     inputs.map((i) => i.idempotency?.key ?? null),
     inputs.map((i) => i.idempotency?.fingerprint ?? null),
+    inputs.map((i) => claimer !== undefined && i.claim === true),
+    claimer?.workerId ?? null,
+    claimer?.historyLimit ?? 0,
   ]);
   const out: SendOutput[] = inputs.map(() => ({ sent: undefined }));
   for (const { idx, result, replay } of rows) {
@@ -186,17 +203,22 @@ export interface CreateInput {
   modelConfigId: string | null;
   message: string;
   idempotency?: { key: string; fingerprint: string };
+  /** The new chat starts `running` on the batch's worker. */
+  claim?: boolean;
 }
 
 export type CreateOutput = { replay: Replay<Chat> } | { replay?: undefined; chat: Chat };
 
 const createChatsQ = namedQuery(
   'createChats',
-  'SELECT idx, result, replay FROM chat_create_batch($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[])',
+  'SELECT idx, result, replay FROM chat_create_batch($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::boolean[], $8)',
 );
 
-/** New chats, each `pending` with its first message, in one round trip; a keyed one claims its key and stores the chat. */
-export async function createChats(db: Queryable, inputs: readonly CreateInput[]): Promise<CreateOutput[]> {
+/**
+ * New chats with their first message in one round trip, each `pending`, or `running` on `claimer`'s worker when its
+ * input says `claim`; a keyed one claims its key and stores the chat.
+ */
+export async function createChats(db: Queryable, inputs: readonly CreateInput[], claimer?: Pick<TurnClaimer, 'workerId'>): Promise<CreateOutput[]> {
   const { rows } = await db.query<BatchRow>(createChatsQ, [
     inputs.map((i) => i.ownerId),
     inputs.map((i) => i.title),
@@ -204,6 +226,8 @@ export async function createChats(db: Queryable, inputs: readonly CreateInput[])
     inputs.map((i) => i.message),
     inputs.map((i) => i.idempotency?.key ?? null),
     inputs.map((i) => i.idempotency?.fingerprint ?? null),
+    inputs.map((i) => claimer !== undefined && i.claim === true),
+    claimer?.workerId ?? null,
   ]);
   const parse = (json: Record<string, unknown>) => toChat(fromJson<ChatRow>(json));
   const out = new Array<CreateOutput>(inputs.length);

@@ -11,12 +11,15 @@ interface Pending {
 interface Thread {
   worker: Worker;
   pending: Map<number, Pending>;
+  /** Requests of this event-loop turn, sent as one message when the turn ends. */
+  batch: ToEncryptThread['jobs'];
   tid?: number;
 }
 
 /**
  * Push encryption on worker threads, so the main thread's event loop keeps serving streams and queries. Each
- * request goes to the thread with the fewest in flight; a thread that dies fails what it had and is replaced.
+ * request goes to the thread with the fewest in flight, and a thread gets the requests of one event-loop turn in one
+ * message; a thread that dies fails what it had and is replaced.
  */
 export class EncryptPool implements PushEncryptor {
   private readonly threads: Thread[] = [];
@@ -34,16 +37,18 @@ export class EncryptPool implements PushEncryptor {
       : new Worker(new URL('./encryptThread.js', import.meta.url));
     // An idle pool must not keep the process alive.
     worker.unref();
-    const thread: Thread = { worker, pending: new Map() };
+    const thread: Thread = { worker, pending: new Map(), batch: [] };
     worker.on('message', (m: FromEncryptThread) => {
       if (m.type === 'ready') {
         thread.tid = m.tid;
         return;
       }
-      const p = thread.pending.get(m.id);
-      thread.pending.delete(m.id);
-      if (m.type === 'done') p?.resolve({ headers: m.headers, body: m.body });
-      else p?.reject(new Error(m.message));
+      for (const r of m.results) {
+        const p = thread.pending.get(r.id);
+        thread.pending.delete(r.id);
+        if ('failed' in r) p?.reject(new Error(r.failed));
+        else p?.resolve({ headers: r.headers, body: r.body });
+      }
     });
     const fail = (err: Error) => {
       for (const p of thread.pending.values()) p.reject(err);
@@ -64,8 +69,16 @@ export class EncryptPool implements PushEncryptor {
     const payload = new Uint8Array(req.payload);
     return new Promise((resolve, reject) => {
       thread.pending.set(id, { resolve, reject });
-      thread.worker.postMessage({ id, req: { ...req, payload } } satisfies ToEncryptThread, [payload.buffer]);
+      if (thread.batch.push({ id, req: { ...req, payload } }) === 1) setImmediate(() => this.send(thread));
     });
+  }
+
+  private send(thread: Thread): void {
+    const jobs = thread.batch;
+    thread.batch = [];
+    // A thread replaced meanwhile has failed these already.
+    if (this.closed || !this.threads.includes(thread)) return;
+    thread.worker.postMessage({ jobs } satisfies ToEncryptThread, jobs.map((j) => j.req.payload.buffer as ArrayBuffer));
   }
 
   threadIds(): number[] {

@@ -5,15 +5,14 @@ import { encryptPush, type EncryptRequest } from './encrypt.js';
 
 // The script of one EncryptPool thread: encrypts what the main thread sends, answers in kind.
 
+/** The requests of one event-loop turn, in one message: a message costs each side a wake-up and a clone. */
 export interface ToEncryptThread {
-  id: number;
-  req: EncryptRequest;
+  jobs: Array<{ id: number; req: EncryptRequest }>;
 }
 
-export type FromEncryptThread =
-  | { type: 'ready'; tid?: number }
-  | { type: 'done'; id: number; headers: Record<string, string>; body: Uint8Array }
-  | { type: 'failed'; id: number; message: string };
+export type EncryptResult = { id: number; headers: Record<string, string>; body: Uint8Array } | { id: number; failed: string };
+
+export type FromEncryptThread = { type: 'ready'; tid?: number } | { type: 'results'; results: EncryptResult[] };
 
 const port = parentPort!;
 // Linux names this thread's own /proc entry: the daemon reads its CPU time there. Synchronously: an async readlink
@@ -26,13 +25,19 @@ const tid = (() => {
   }
 })();
 port.postMessage({ type: 'ready', tid: Number.isInteger(tid) ? tid : undefined } satisfies FromEncryptThread);
-port.on('message', ({ id, req }: ToEncryptThread) => {
-  try {
-    const { headers, body } = encryptPush(req);
-    // An exact copy, moved rather than cloned (the encrypted body is a view into a shared slab too).
-    const own = new Uint8Array(body);
-    port.postMessage({ type: 'done', id, headers, body: own } satisfies FromEncryptThread, [own.buffer]);
-  } catch (err) {
-    port.postMessage({ type: 'failed', id, message: (err as Error).message } satisfies FromEncryptThread);
+port.on('message', ({ jobs }: ToEncryptThread) => {
+  const results: EncryptResult[] = [];
+  const moved: ArrayBuffer[] = [];
+  for (const { id, req } of jobs) {
+    try {
+      const { headers, body } = encryptPush(req);
+      // An exact copy, moved rather than cloned (the encrypted body is a view into a shared slab too).
+      const own = new Uint8Array(body);
+      results.push({ id, headers, body: own });
+      moved.push(own.buffer);
+    } catch (err) {
+      results.push({ id, failed: (err as Error).message });
+    }
   }
+  port.postMessage({ type: 'results', results } satisfies FromEncryptThread, moved);
 });
