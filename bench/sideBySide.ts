@@ -50,6 +50,8 @@ interface RunFigures {
   daemonCpuMsPerTurn?: number;
   mainThreadCpuMsPerTurn?: number;
   postgresCpuMsPerTurn?: number;
+  noticesPerTurn: number;
+  framesPerTurn?: number;
 }
 
 function exec(cmd: string, args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -73,7 +75,9 @@ async function scaletest(tree: 'old' | 'new', run: number, outDir: string): Prom
   await writeFile(join(outDir, `${tree}-${run}.json`), `${line}\n`);
   const r = JSON.parse(line) as {
     passed: boolean;
-    turns: { perSecond: number };
+    turns: { perSecond: number; completed: number };
+    pubsub: { publishes: number };
+    frames?: { perTurn: number };
     pool: { acquiresPerTurn: number; acquireWaitMs: { p99: number } };
     cpu?: { daemonMsPerTurn?: number; mainThreadMsPerTurn?: number; postgresMsPerTurn?: number };
   };
@@ -87,6 +91,8 @@ async function scaletest(tree: 'old' | 'new', run: number, outDir: string): Prom
     daemonCpuMsPerTurn: r.cpu?.daemonMsPerTurn,
     mainThreadCpuMsPerTurn: r.cpu?.mainThreadMsPerTurn,
     postgresCpuMsPerTurn: r.cpu?.postgresMsPerTurn,
+    noticesPerTurn: r.turns.completed > 0 ? r.pubsub.publishes / r.turns.completed : 0,
+    framesPerTurn: r.frames?.perTurn,
   };
 }
 
@@ -143,6 +149,8 @@ const figures = [
   ['daemon CPU ms/turn', (r: RunFigures) => r.daemonCpuMsPerTurn, 3],
   ['of it main thread', (r: RunFigures) => r.mainThreadCpuMsPerTurn, 3],
   ['PostgreSQL CPU ms/turn', (r: RunFigures) => r.postgresCpuMsPerTurn, 3],
+  ['notices/turn', (r: RunFigures) => r.noticesPerTurn, 2],
+  ['stream frames/turn', (r: RunFigures) => r.framesPerTurn, 2],
 ] as const;
 
 const rows: string[][] = [['run', ...figures.map(([name]) => name), 'passed']];

@@ -217,7 +217,7 @@ ${row(['PostgreSQL CPU (s)', r.cpu.postgresSeconds ?? 'unknown'])}${row(['Postgr
   }; PostgreSQL: the postmaster and its children, when the cluster runs on this host.</p>
 <h2>Pubsub, push, LLM</h2>
 <table>
-${row(['pubsub notices', r.pubsub.publishes])}${row(['pubsub flushes', r.pubsub.flushes])}${row(['notices per flush', r.pubsub.messagesPerFlush])}
+${row(['pubsub notices', r.pubsub.publishes])}${row(['pubsub flushes', r.pubsub.flushes])}${row(['notices per flush', r.pubsub.messagesPerFlush])}${row(['stream frames per turn', r.frames.perTurn])}${row(['stream bytes per turn', Math.round(r.frames.bytesPerTurn)])}
 ${row(['pushes expected', r.push.expected])}${row(['pushes received (decrypted)', r.push.received])}${row(['pushes sent', r.push.sent])}${row(['pushes failed', r.push.failed])}
 ${row(['subscription cache hit rate', `${(r.push.cacheHitRate * 100).toFixed(1)}%`])}
 ${row(['LLM requests', r.llm.requests])}${row(['LLM completed', r.llm.completed])}${row(['LLM failed', r.llm.failed])}

@@ -33,6 +33,9 @@ export interface DaemonFigures {
   pubsubPublishes: number;
   pubsubFlushes: number;
   pubsubFlushedMessages: number;
+  /** Frames written to stream sockets, and their bytes. */
+  streamFrames: number;
+  streamFrameBytes: number;
   pushByResult: Record<string, number>;
   cacheHits: number;
   cacheMisses: number;
@@ -57,6 +60,8 @@ function registryFigures(s: Scrape): Omit<DaemonFigures, 'queries' | 'acquires' 
     pubsubPublishes: sumOver(pubsubPrefixes.map((p) => s.sum(`${p}_publishes_total`, { success: 'true' }))),
     pubsubFlushes: sumOver(pubsubPrefixes.map((p) => s.sum(`${p}_batch_flushes_total`))),
     pubsubFlushedMessages: sumOver(pubsubPrefixes.map((p) => s.sum(`${p}_batch_size_sum`))),
+    streamFrames: s.sum('coderlite_http_stream_frames_total'),
+    streamFrameBytes: s.sum('coderlite_http_stream_frame_bytes_total'),
     querySeconds: s.byLabel('coderlite_db_query_duration_seconds_sum', 'query'),
     pushByResult: s.byLabel('coderlite_webpush_dispatch_total', 'result'),
     cacheHits: s.sum('coderlite_webpush_subscription_cache_total', { result: 'hit' }),
@@ -155,6 +160,8 @@ export function combinedProbe(probes: DaemonProbe[]): DaemonProbe {
         pubsubPublishes: sum((f) => f.pubsubPublishes),
         pubsubFlushes: sum((f) => f.pubsubFlushes),
         pubsubFlushedMessages: sum((f) => f.pubsubFlushedMessages),
+        streamFrames: sum((f) => f.streamFrames),
+        streamFrameBytes: sum((f) => f.streamFrameBytes),
         pushByResult: addRecords(fs.map((f) => f.pushByResult)),
         cacheHits: sum((f) => f.cacheHits),
         cacheMisses: sum((f) => f.cacheMisses),

@@ -1,12 +1,19 @@
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 
 import { startPushSink } from './pushSink.js';
 
-/** From the sink's thread: its URL once, then the running count of accepted notifications. */
-export type FromSink = { type: 'ready'; url: string } | { type: 'received'; count: number };
+/** From the sink's thread: its URL, once. */
+export type FromSink = { type: 'ready'; url: string };
+
+/** What the sink's thread is started with: the shared counter of accepted notifications (one Int32). */
+export interface SinkThreadData {
+  received: Int32Array;
+}
 
 const port = parentPort!;
-// Each count is told before the push is answered, so it reaches the main thread ahead of the daemon's next step.
-const sink = await startPushSink({ onReceived: (count) => port.postMessage({ type: 'received', count } satisfies FromSink) });
+const { received } = workerData as SinkThreadData;
+// The count is stored before the push is answered, so the main thread sees it by the time the daemon learns the push
+// went through; a shared counter rather than a message per push, which would wake the daemon's event loop each time.
+const sink = await startPushSink({ onReceived: (count) => Atomics.store(received, 0, count) });
 port.once('message', () => void sink.close().then(() => port.close()));
 port.postMessage({ type: 'ready', url: sink.url } satisfies FromSink);

@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 
 import { newSinkSubscription } from './pushSink.js';
-import type { FromSink } from './pushSinkThread.js';
+import type { FromSink, SinkThreadData } from './pushSinkThread.js';
 import type { PushSink } from './runner.js';
 
 /**
@@ -9,18 +9,15 @@ import type { PushSink } from './runner.js';
  * work, not the daemon's, so it must not take the daemon's event loop.
  */
 export async function startPushSinkWorker(): Promise<PushSink> {
-  const worker = new Worker(new URL('./pushSinkThread.js', import.meta.url));
-  let received = 0;
+  const received = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
+  const worker = new Worker(new URL('./pushSinkThread.js', import.meta.url), { workerData: { received } satisfies SinkThreadData });
   const url = await new Promise<string>((resolve, reject) => {
     worker.once('error', reject);
-    worker.on('message', (m: FromSink) => {
-      if (m.type === 'ready') resolve(m.url);
-      else received = Math.max(received, m.count);
-    });
+    worker.once('message', (m: FromSink) => resolve(m.url));
   });
   return {
     newSubscription: () => newSinkSubscription(url),
-    received: () => received,
+    received: () => Atomics.load(received, 0),
     close: () =>
       new Promise<void>((resolve) => {
         worker.once('exit', () => resolve());

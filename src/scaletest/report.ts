@@ -22,6 +22,8 @@ export interface ScaletestReport {
   pool: PoolReport;
   queries: { total: number; perTurn: number; byName: QueryRow[] };
   pubsub: { publishes: number; flushes: number; messagesPerFlush: number };
+  /** Stream frames the daemon wrote (one socket write each) and their payload bytes. */
+  frames: { count: number; bytes: number; perTurn: number; bytesPerTurn: number };
   push: PushReport;
   llm: { requests: number; completed: number; failed: number };
   cpu: CpuReport;
@@ -354,7 +356,9 @@ export function formatText(r: ScaletestReport): string {
   );
   out.push('  * a read that starved Coder\'s pool; ≈ 0 per turn with the caches on');
   out.push('');
-  out.push(`Pubsub    ${num(r.pubsub.publishes)} notices in ${num(r.pubsub.flushes)} flushes (${r.pubsub.messagesPerFlush.toFixed(1)} per flush)`);
+  const perTurn = (n: number) => (r.turns.completed > 0 ? n / r.turns.completed : 0).toFixed(2);
+  out.push(`Pubsub    ${num(r.pubsub.publishes)} notices (${perTurn(r.pubsub.publishes)} per turn) in ${num(r.pubsub.flushes)} flushes (${r.pubsub.messagesPerFlush.toFixed(1)} per flush)`);
+  out.push(`Frames    ${num(r.frames.count)} stream frames (${r.frames.perTurn.toFixed(2)} per turn), ${num(r.frames.bytes)} bytes (${num(Math.round(r.frames.bytesPerTurn))} per turn)`);
   const push = r.push;
   out.push(
     `Push      ${num(push.received)} of ${num(push.expected)} received; sent ${num(push.sent)}, failed ${num(push.failed)}; ` +

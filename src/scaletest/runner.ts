@@ -501,6 +501,7 @@ function buildReport(ctx: RunContext, m: Measured): ScaletestReport {
       flushes,
       messagesPerFlush: flushes > 0 ? round((after.pubsubFlushedMessages - before.pubsubFlushedMessages) / flushes, 2) : 0,
     },
+    frames: framesReport(after.streamFrames - before.streamFrames, after.streamFrameBytes - before.streamFrameBytes, turns),
     push: {
       expected: m.expectedPushes,
       received: harness.sink ? harness.sink.received() - m.pushBaseline : 0,
@@ -549,6 +550,10 @@ async function cleanUpRemote(ctx: RunContext): Promise<NonNullable<ScaletestRepo
     if (res?.ok) unsubscribed++;
   });
   return { chatsArchived: archived, chatsLeft: created.length - archived, pushSubscriptionsDeleted: unsubscribed, skipped: false };
+}
+
+function framesReport(count: number, bytes: number, turns: number): ScaletestReport['frames'] {
+  return { count, bytes, perTurn: turns > 0 ? round(count / turns, 3) : 0, bytesPerTurn: turns > 0 ? round(bytes / turns, 1) : 0 };
 }
 
 function cpuReport(source: DaemonProbe['source'], before: DaemonFigures, after: DaemonFigures, turns: number): CpuReport {

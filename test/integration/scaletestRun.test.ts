@@ -42,6 +42,9 @@ describe('scaletest against a real daemon', () => {
     for (const q of starvingQueries) expect(perTurn(report, q), q).toBeLessThan(0.1);
     expect(report.push).toMatchObject({ expected: 150, received: 150 });
     expect(report.pool.acquires).toBeGreaterThan(0);
+    // Every turn reached its viewer through at least one frame: its reply and the status it ended with.
+    expect(report.frames.perTurn).toBeGreaterThanOrEqual(1);
+    expect(report.frames.bytes).toBeGreaterThan(report.frames.count);
     // The daemon's threads and the local cluster both did work for these turns; the version is PostgreSQL's own.
     expect(report.meta.postgres).toMatch(/^\d+(\.\d+)?/);
     expect(report.cpu.daemonSource).toBe('threads');

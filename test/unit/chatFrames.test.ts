@@ -37,7 +37,8 @@ describe('frameWriter', () => {
 
   it('sends a status at once and holds parts for the window, in frames of at most 256', async () => {
     const socket = fakeSocket();
-    const w = frameWriter(socket, { backlogBytes: 1 << 20, partsWindowMs: 25, onCut: () => undefined });
+    const counted: number[] = [];
+    const w = frameWriter(socket, { backlogBytes: 1 << 20, partsWindowMs: 25, onCut: () => undefined, onFrame: (bytes) => counted.push(bytes) });
     for (let i = 0; i < 600; i++) w.send([part(i)]);
     await vi.advanceTimersByTimeAsync(24);
     expect(socket.sent).toHaveLength(0);
@@ -49,6 +50,8 @@ describe('frameWriter', () => {
     w.send([{ type: 'status' }]);
     await vi.advanceTimersToNextTimerAsync();
     expect(frames(socket).at(-1)).toEqual([{ type: 'status' }]);
+    // Every frame handed to the socket is counted, with its bytes (the stream frame metrics).
+    expect(counted).toEqual(socket.sent.map((f) => Buffer.byteLength(f)));
   });
 
   it('ends the parts window early past the bound instead of cutting a client that reads', async () => {

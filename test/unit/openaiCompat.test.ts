@@ -1,15 +1,13 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { Agent, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
+import { Agent } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { openaiCompatProvider } from '../../src/daemon/chat/providers/openaiCompat.js';
 
 const servers: Server[] = [];
-const defaultDispatcher = getGlobalDispatcher();
 afterEach(async () => {
-  setGlobalDispatcher(defaultDispatcher);
   for (const s of servers.splice(0)) {
     s.closeAllConnections();
     await new Promise((resolve) => s.close(resolve));
@@ -46,10 +44,9 @@ const request = (baseUrl: string, parts: string[] = []) => ({
 describe('openaiCompatProvider', () => {
   it('keeps the connection for the next turn once a reply is complete', async () => {
     const agent = new Agent();
-    setGlobalDispatcher(agent);
     const up = await upstream(['Hel', 'lo'], true);
     const origin = new URL(up.baseUrl).origin;
-    const provider = openaiCompatProvider({ timeoutMs: 5000 });
+    const provider = openaiCompatProvider({ timeoutMs: 5000, dispatcher: agent });
     const parts: string[] = [];
     for (let turn = 1; turn <= 3; turn++) {
       expect(await provider.complete(request(up.baseUrl, parts))).toBe('Hello');

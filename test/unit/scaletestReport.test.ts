@@ -44,6 +44,7 @@ function sampleReport(overrides: Partial<ScaletestReport> = {}): ScaletestReport
     pool: { source: 'in-process', max: 10, peakWaiting: 7, meanWaiting: 0.42, acquires: 1500, acquiresPerTurn: 5.07, waitCount: 40, acquireWaitMs: { p50: 0.01, p99: 3.2, max: 9 } },
     queries: { total: 1480, perTurn: 5, byName: queryRows({ insertChatMessage: 600, claimPendingChat: 296, getWebpushSubscriptionsByUserIDs: 10 }, 296) },
     pubsub: { publishes: 1200, flushes: 300, messagesPerFlush: 4 },
+    frames: { count: 900, bytes: 180_000, perTurn: 3, bytesPerTurn: 600 },
     push: { expected: 296, received: 296, sent: 296, failed: 0, cacheHits: 286, cacheMisses: 10, cacheHitRate: 0.966 },
     llm: { requests: 296, completed: 296, failed: 0 },
     cpu: { daemonSource: 'threads', daemonSeconds: 1.48, daemonMsPerTurn: 5, mainThreadMsPerTurn: 4.5, postgresSeconds: 0.74, postgresMsPerTurn: 2.5 },
@@ -138,7 +139,8 @@ describe('formatText', () => {
     expect(text).toMatch(/getWebpushSubscriptionsByUserIDs \*\s+10\s+0\.034/);
     expect(text).toMatch(/getLastChatMessageByRole \*\s+0\s+0\.000/);
     expect(text).toMatch(/total\s+1,480\s+5\.000/);
-    expect(text).toContain('1,200 notices in 300 flushes (4.0 per flush)');
+    expect(text).toContain('1,200 notices (4.05 per turn) in 300 flushes (4.0 per flush)');
+    expect(text).toContain('900 stream frames (3.00 per turn), 180,000 bytes (600 per turn)');
     expect(text).toContain('296 of 296 received');
     expect(text).toContain('hit rate 96.6%');
     expect(text).toContain('  ✗ queries_per_turn<=4     measured 5');

@@ -250,7 +250,7 @@ class Subscription implements StreamSubscription {
       // Step 3: the re-read; the authorized row stands in when it fails.
       let current = this.chat;
       try {
-        current = (await store.getChatByID(chatId, { signal: this.controlSignal() })) ?? this.chat;
+        current = (await this.controlRead((o) => store.getChatByID(chatId, o))) ?? this.chat;
       } catch (err) {
         if (!this.closed) this.log.warn({ err }, 'chat stream: re-reading the chat failed; starting from the authorized row');
       }
@@ -267,7 +267,7 @@ class Subscription implements StreamSubscription {
       }
       let queued: QueuedChatMessage[] | undefined;
       try {
-        queued = await store.getQueuedChatMessages(chatId, { signal: this.controlSignal() });
+        queued = await this.controlRead((o) => store.getQueuedChatMessages(chatId, o));
       } catch (err) {
         if (!this.closed) this.log.warn({ err }, 'chat stream: reading the queue failed; it follows with the next queue update');
       }
@@ -410,14 +410,22 @@ class Subscription implements StreamSubscription {
 
   /**
    * Step 4: control-path reads are bounded by the caller's own deadline when it has one, else by the control
-   * timeout (5 s by default); the subscription's end cancels them too.
+   * timeout (5 s by default); the subscription's end cancels them too. The timer is cleared when the read returns: a
+   * timeout signal left to fire later would build an exception, stack and all, for nobody (one per read).
    */
-  private controlSignal(): AbortSignal {
+  private async controlRead<T>(read: (opts: QueryOptions) => Promise<T>): Promise<T> {
     const remaining = this.ctx.deadline === undefined ? this.opts.controlReadTimeoutMs : Math.max(0, this.ctx.deadline - Date.now());
-    const signals = [this.abort.signal, AbortSignal.timeout(remaining)];
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), remaining).unref();
+    const signals = [this.abort.signal, timeout.signal];
     if (this.ctx.signal) signals.push(this.ctx.signal);
-    return AbortSignal.any(signals);
+    try {
+      return await read({ signal: AbortSignal.any(signals) });
+    } finally {
+      clearTimeout(timer);
+    }
   }
+
 
   private onNotice(payload: Buffer | undefined, err: ErrDroppedMessages | undefined): void {
     if (this.closed) return;
@@ -446,7 +454,7 @@ class Subscription implements StreamSubscription {
     if (this.closed) return;
     let current: Chat | undefined;
     try {
-      current = await this.opts.store.getChatByID(this.chat.id, { signal: this.controlSignal() });
+      current = await this.controlRead((o) => this.opts.store.getChatByID(this.chat.id, o));
     } catch (err) {
       if (!this.closed) this.log.warn({ err }, 'chat stream: re-reading the chat after lost notices failed');
     }
@@ -550,7 +558,7 @@ class Subscription implements StreamSubscription {
     };
     try {
       for (;;) {
-        const page = await this.opts.store.getChatMessagePage(this.chat.id, this.lastMessageId, limit, pageBytes, { signal: this.controlSignal() });
+        const page = await this.controlRead((o) => this.opts.store.getChatMessagePage(this.chat.id, this.lastMessageId, limit, pageBytes, o));
         if (this.closed) return newestReply;
         const { messages } = page;
         for (const m of messages) if (m.role === 'assistant') newestReply = m.createdAt;
@@ -582,7 +590,7 @@ class Subscription implements StreamSubscription {
       do {
         state.again = false;
         try {
-          const queued = await this.opts.store.getQueuedChatMessages(this.chat.id, { signal: this.controlSignal() });
+          const queued = await this.controlRead((o) => this.opts.store.getQueuedChatMessages(this.chat.id, o));
           if (!this.closed) this.emit([{ type: 'queue_update', queued: queued.map(queuedJson) }]);
         } catch (err) {
           if (!this.closed) this.log.warn({ err }, 'chat stream: queue refresh failed');

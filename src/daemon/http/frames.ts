@@ -28,6 +28,8 @@ export interface FrameWriterOptions {
   partsWindowMs?: number;
   /** Called once when the client is cut for not reading. */
   onCut: () => void;
+  /** Called for each frame handed to the socket, with its payload bytes. */
+  onFrame?: (bytes: number) => void;
 }
 
 export interface FrameWriter {
@@ -177,6 +179,7 @@ export function frameWriter(socket: FrameSocket, opts: FrameWriterOptions): Fram
     urgent = false;
     for (const frame of pending.take()) {
       inFlight++;
+      opts.onFrame?.(frame.length);
       socket.send(frame, textFrame, written);
     }
   };

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
@@ -15,9 +15,7 @@ export function idempotentRequest<T>(req: FastifyRequest, render: (result: T) =>
   // The route's header schema (`IdempotencyHeaders`) has checked it: 1–255 printable ASCII characters.
   const key = req.headers[idempotencyHeader];
   if (typeof key !== 'string') return undefined;
-  const fingerprint = createHash('sha256')
-    .update(JSON.stringify([req.method, req.routeOptions.url, req.params, req.body]))
-    .digest('base64url');
+  const fingerprint = hash('sha256', JSON.stringify([req.method, req.routeOptions.url, req.params, req.body]), 'base64url');
   return { key, fingerprint, render };
 }
 

@@ -5,6 +5,9 @@ export interface HttpMetrics {
   wsProtocolErrors: Counter;
   /** Stream clients cut off because they did not read within the backlog bound. */
   streamClientsCut: Counter;
+  /** Frames written to chat stream sockets (one socket write each) and their bytes: a turn's cost on the wire. */
+  streamFrames: Counter;
+  streamFrameBytes: Counter;
   /** Requests answered 503 because the connection cap was reached. */
   connectionsRefused: Counter;
   /** Coder's names (coderd/httpmw/prometheus.go), so its dashboards carry over. `path` is the route template. */
@@ -22,6 +25,8 @@ export function createHttpMetrics(registry: Registry): HttpMetrics {
   return {
     wsProtocolErrors: new Counter({ name: 'coderlite_http_websocket_protocol_errors_total', help: 'WebSocket protocol errors caused by clients.', registers }),
     streamClientsCut: new Counter({ name: 'coderlite_http_stream_clients_cut_total', help: 'Stream clients closed with 1013 for not reading.', registers }),
+    streamFrames: new Counter({ name: 'coderlite_http_stream_frames_total', help: 'WebSocket frames written to chat and chat-list streams.', registers }),
+    streamFrameBytes: new Counter({ name: 'coderlite_http_stream_frame_bytes_total', help: 'Payload bytes of the frames written to chat and chat-list streams.', registers }),
     connectionsRefused: new Counter({ name: 'coderlite_http_connections_refused_total', help: 'Requests answered 503 at the connection cap.', registers }),
     requestsProcessed: new Counter({
       name: 'coderd_api_requests_processed_total',

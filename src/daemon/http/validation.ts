@@ -53,6 +53,16 @@ export function valueProblem(root: unknown, maxDepth = maxJsonDepth): string | u
   return undefined;
 }
 
+/**
+ * Params and headers arrive as strings (Node joins a repeated header), so an object of plain strings without defaults
+ * takes them as they are: converting would walk every header of every request and change nothing.
+ */
+function takesTextAsIs(schema: TSchema, httpPart: string | undefined): boolean {
+  if (httpPart !== 'params' && httpPart !== 'headers') return false;
+  const props = (schema as { properties?: Record<string, { type?: unknown }> }).properties ?? {};
+  return Object.values(props).every((p) => p.type === 'string' && !('default' in p));
+}
+
 function integerKeys(schema: TSchema): string[] {
   const props = (schema as { properties?: Record<string, { type?: unknown }> }).properties ?? {};
   return Object.entries(props).flatMap(([k, p]) => (p.type === 'integer' ? [k] : []));
@@ -65,9 +75,10 @@ function integerKeys(schema: TSchema): string[] {
 export const validatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const check = Compile(schema);
   const integers = httpPart === 'body' ? [] : integerKeys(schema);
+  const convert = httpPart !== 'body' && !takesTextAsIs(schema, httpPart);
   return (input: unknown) => {
     let value = input;
-    if (httpPart !== 'body') {
+    if (convert) {
       const fields = (input ?? {}) as Record<string, unknown>;
       const bad = integers.find((k) => fields[k] !== undefined && !(typeof fields[k] === 'string' && decimalInteger.test(fields[k])));
       if (bad) return { error: [{ keyword: 'type', instancePath: `/${bad}`, schemaPath: '', params: {}, message: 'must be a decimal integer' }] };

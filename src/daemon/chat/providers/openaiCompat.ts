@@ -1,4 +1,4 @@
-import { request, type Dispatcher } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 
 import { kindOfStatus, ProviderError, type CompletionRequest, type ModelProvider } from './provider.js';
 
@@ -11,9 +11,11 @@ interface ChunkJson {
  * Streams `POST {baseUrl}/chat/completions` (OpenAI's SSE format) from any compatible server. Every failure —
  * refused connection, a stall past the timeout, non-2xx, malformed stream — becomes a ProviderError with a readable
  * message. undici's `request` rather than `fetch`: a turn is one call, and fetch's web streams and extra abort
- * signals cost a measurable share of a busy daemon's event loop.
+ * signals cost a measurable share of a busy daemon's event loop. Its own keep-alive pool, not the process-wide
+ * dispatcher: that one is whichever undici (Node's bundled one or ours) happened to install it first.
  */
-export function openaiCompatProvider(opts: { timeoutMs: number }): ModelProvider {
+export function openaiCompatProvider(opts: { timeoutMs: number; dispatcher?: Dispatcher }): ModelProvider {
+  const dispatcher = opts.dispatcher ?? new Agent({ keepAliveTimeout: 60_000 });
   return {
     async complete({ model, messages, signal, onPart }: CompletionRequest): Promise<string> {
       if (!model.baseUrl) throw new ProviderError('config', `provider ${model.providerId} has no base URL`);
@@ -29,6 +31,7 @@ export function openaiCompatProvider(opts: { timeoutMs: number }): ModelProvider
           },
           body: JSON.stringify({ model: model.model, messages, stream: true }),
           signal,
+          dispatcher,
           // A stall, not the whole reply: long answers stream for as long as tokens keep coming.
           headersTimeout: opts.timeoutMs,
           bodyTimeout: opts.timeoutMs,

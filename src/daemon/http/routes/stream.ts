@@ -99,6 +99,10 @@ export function streamRoutes(opts: StreamRouteOptions): FastifyPluginAsync {
         opts.metrics.streamClientsCut.inc();
         onCut();
       },
+      onFrame: (bytes) => {
+        opts.metrics.streamFrames.inc();
+        opts.metrics.streamFrameBytes.inc(bytes);
+      },
     });
   return async (plain) => {
     const app = plain.withTypeProvider<TypeBoxTypeProvider>();
