@@ -426,7 +426,6 @@ class Subscription implements StreamSubscription {
     }
   }
 
-
   private onNotice(payload: Buffer | undefined, err: ErrDroppedMessages | undefined): void {
     if (this.closed) return;
     let item: Item;

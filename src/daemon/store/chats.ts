@@ -74,7 +74,7 @@ export async function lockChatByID(tx: Queryable, id: string): Promise<Chat | un
   return rows[0] && toChat(rows[0]);
 }
 
-/** A turn a send claimed for the worker that asked (`running` already): what its model call is sent. */
+/** What a claimed turn sends the model: the chat's latest messages, oldest first. */
 export type ClaimedHistory = Array<Pick<ChatMessage, 'role' | 'content'>>;
 
 export type SendChatMessageResult =
@@ -331,8 +331,8 @@ export async function acquirePendingChats(
   workerId: string,
   limit: number,
   historyLimit: number,
-): Promise<Array<{ chat: Chat; history: Array<Pick<ChatMessage, 'role' | 'content'>> }>> {
-  const { rows } = await db.query<ChatRow & { history: Array<Pick<ChatMessage, 'role' | 'content'>> }>(acquirePendingChatsQ, [workerId, limit, historyLimit]);
+): Promise<Array<{ chat: Chat; history: ClaimedHistory }>> {
+  const { rows } = await db.query<ChatRow & { history: ClaimedHistory }>(acquirePendingChatsQ, [workerId, limit, historyLimit]);
   return rows.map((r) => ({ chat: toChat(r), history: r.history }));
 }
 
